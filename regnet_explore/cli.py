@@ -1,0 +1,52 @@
+"""``regnet-explore``: the command line.
+
+Each part of the package registers its own subcommands (``register(subparsers)`` in a ``commands`` module);
+this file only assembles them and turns a :class:`RegNetExploreError` into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from regnet_explore.errors import RegNetExploreError
+
+# Modules that define ``register(subparsers)``; each subcommand sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "regnet_explore.regnet.commands",
+    "regnet_explore.detection.commands",
+    "regnet_explore.data.commands",
+    "regnet_explore.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="regnet-explore", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:  # a real missing dependency inside the module: surface it
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RegNetExploreError as e:
+        print(f"regnet-explore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"regnet-explore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Safe checkpoint loading and atomic file writing, shared by every part of the package."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from regnet_explore.errors import RegNetExploreError
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file.
+
+    A checkpoint is untrusted input: weights-only loading never runs code from the pickle, and anything that is
+    not tensors and plain containers is refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RegNetExploreError(f"{path}: no such file")
+    if path.is_dir():
+        raise RegNetExploreError(f"{path}: is a directory, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise RegNetExploreError(f"{path}: empty file, not a checkpoint")
+    # torch.save writes a zip archive (PK..), older versions a pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK\x03\x04") or head[0] == 0x80):
+        raise RegNetExploreError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}: a text file?)")
+    try:
+        # zip checkpoints are memory-mapped: tensors are read on demand, so peak memory stays near one copy
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=head.startswith(b"PK"))
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg:
+            found = re.search(r"(Unsupported global: GLOBAL [\w.]+|[Uu]nsupported [^\n.]+)", msg)
+            what = found.group(1) if found else "objects that are not tensors"
+            raise RegNetExploreError(
+                f"{path}: refused to load: the pickle asks for {what}; a checkpoint may only hold tensors and plain "
+                "containers (nothing in it was executed)") from None
+        raise RegNetExploreError(f"{path}: not a PyTorch checkpoint ({msg.splitlines()[0] if msg else 'bad pickle'})") \
+            from None
+    except EOFError:
+        raise RegNetExploreError(f"{path}: truncated checkpoint (unexpected end of file)") from None
+    except RuntimeError as e:
+        first = str(e).splitlines()[0].split(". ")[0] if str(e) else type(e).__name__
+        if "zip archive" in first or "central directory" in first or "file not found" in first:
+            raise RegNetExploreError(f"{path}: truncated or corrupt checkpoint ({first})") from None
+        raise RegNetExploreError(f"{path}: cannot load checkpoint ({first})") from None
+    except (ValueError, TypeError, OSError, AttributeError, IndexError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RegNetExploreError(f"{path}: cannot load checkpoint ({type(e).__name__}: {first})") from None
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename.
+
+    On any error the temporary file is removed and ``path`` is left as it was (absent or the old file).
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise RegNetExploreError(f"{path}: output folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def save_checkpoint_atomic(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through :func:`atomic_write`: never a half-written checkpoint."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
