@@ -8,11 +8,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-OS_PACKAGES="libusb-1.0-0 libgl1 libegl1 libgomp1 libvulkan1 mesa-vulkan-drivers"
+OS_PACKAGES="libusb-1.0-0 libgl1 libegl1 libgomp1 libvulkan1 mesa-vulkan-drivers chromium"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "OS packages for open3d: $OS_PACKAGES"
+step "OS packages (open3d rendering; chromium for plotly image export and the browser test): $OS_PACKAGES"
 missing=$(for p in $OS_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done || true)
 if [ -z "$missing" ]; then
   echo "all present"

@@ -80,9 +80,9 @@ def _cmd_arch(args: argparse.Namespace) -> int:
           f"{cx['flops'] / 1e6:.1f} MFLOPs, {cx['params'] / 1e6:.3f} M params, {cx['acts'] / 1e6:.2f} M acts")
     violations = design_space_violations(params)
     print("RegNetX design space: " + ("inside" if not violations else "outside: " + "; ".join(violations)))
-    reference = args.checkpoint or args.compare
-    if reference:
-        print(diagnose(params, reference, args.rounding).describe())
+    for reference in (args.compare, args.checkpoint):
+        if reference:
+            print(diagnose(params, reference, args.rounding).describe())
     return 0
 
 

@@ -1,0 +1,39 @@
+"""The reference optimisation recipe: AdamW, linear warm-up, step decay, gradient clipping, linear LR scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 35.0
+    warmup_iters: int = 1000
+    warmup_ratio: float = 1.0 / 1000
+    epochs: int = 24
+    decay_epochs: tuple[int, ...] = (20, 23)
+    gamma: float = 0.1
+    base_batch_size: int = 32  # the config's samples_per_gpu x GPUs the lr was tuned for
+
+    def scaled_lr(self, batch_size: int) -> float:
+        """Linear scaling rule: lr grows with the total batch size."""
+        return self.lr * batch_size / self.base_batch_size
+
+
+def lr_at(cfg: ScheduleConfig, base_lr: float, epoch: int, iteration: int) -> float:
+    """mmcv's step policy with linear warm-up: ``iteration`` counts from 0 over the whole run."""
+    lr = base_lr * cfg.gamma ** sum(epoch >= e for e in cfg.decay_epochs)
+    if iteration < cfg.warmup_iters:
+        k = (1 - iteration / cfg.warmup_iters) * (1 - cfg.warmup_ratio)
+        lr *= 1 - k
+    return lr
+
+
+def make_optimizer(model: torch.nn.Module, cfg: ScheduleConfig, lr: float) -> torch.optim.AdamW:
+    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=cfg.betas,
+                             weight_decay=cfg.weight_decay)

@@ -1,0 +1,90 @@
+"""Interactive 3D scenes with plotly: renders in JupyterLab with no extension, saves to standalone HTML."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import plotly.graph_objects as go
+
+from regnet_explore.io import atomic_write
+from regnet_explore.viz.common import (
+    BOX_EDGES,
+    BoxSet,
+    check_points,
+    class_color,
+    color_range,
+    downsample,
+    point_colors,
+)
+
+GT_GROUP, PRED_GROUP = "GT", "pred"
+
+
+def _wireframe(corners: np.ndarray, heading: np.ndarray) -> tuple[list, list, list]:
+    """One line trace's x, y, z for a box: 12 edges plus the heading mark, separated by None."""
+    xs, ys, zs = [], [], []
+    for a, b in BOX_EDGES:
+        for p in (corners[a], corners[b]):
+            xs.append(p[0]), ys.append(p[1]), zs.append(p[2])
+        xs.append(None), ys.append(None), zs.append(None)
+    for p in heading:
+        xs.append(p[0]), ys.append(p[1]), zs.append(p[2])
+    return xs, ys, zs
+
+
+def box_traces(box_set: BoxSet, group: str) -> list[go.Scatter3d]:
+    """One trace per box (hover: class, score, size); one legend entry per group and class toggles them all."""
+    traces, shown = [], set()
+    dash = "dash" if group == PRED_GROUP else "solid"
+    for corners, heading, box, name, i in zip(box_set.corners(), box_set.heading_segments(), box_set.boxes,
+                                              box_set.names, range(len(box_set))):
+        x, y, z = _wireframe(corners, heading)
+        score = f"<br>score {box_set.scores[i]:.3f}" if box_set.scores is not None else ""
+        hover = (f"{group}: <b>{name}</b>{score}<br>size l×w×h {box[3]:.2f}×{box[4]:.2f}×{box[5]:.2f} m"
+                 f"<br>centre ({box[0]:.1f}, {box[1]:.1f}, {box[2] + box[5] / 2:.1f}) yaw {box[6]:.2f}")
+        traces.append(go.Scatter3d(
+            x=x, y=y, z=z, mode="lines", line=dict(color=class_color(name), width=4, dash=dash),
+            name=f"{group} · {name}", legendgroup=f"{group}:{name}", showlegend=(group, name) not in shown,
+            hovertext=hover, hoverinfo="text",
+            meta={"kind": "box", "group": group, "class": name}))
+        shown.add((group, name))
+    return traces
+
+
+def scene_figure(points, gt=None, pred=None, class_names: list[str] | None = None, color_by: str = "height",
+                 max_points: int = 60_000, score_thr: float = 0.0, title: str | None = None,
+                 seed: int = 0) -> go.Figure:
+    """Points (N, >=3) and ground-truth / predicted boxes in one 3D figure.
+
+    ``gt``/``pred``: dicts with ``boxes`` (K, >=7: x, y, z_bottom, l, w, h, yaw), ``labels`` (with
+    ``class_names``) or ``names``, and ``scores`` for predictions; predictions below ``score_thr`` are left out.
+    Large clouds are down-sampled to ``max_points`` for the browser; the count is shown in the title.
+    """
+    pts = check_points(points)
+    shown = downsample(pts, max_points, seed)
+    value, label = point_colors(shown, color_by)
+    lo, hi = color_range(value)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter3d(
+        x=shown[:, 0], y=shown[:, 1], z=shown[:, 2], mode="markers", name=f"points ({len(shown):,})",
+        marker=dict(size=1.5, color=value, colorscale="Viridis", cmin=lo, cmax=hi,
+                    colorbar=dict(title=label, thickness=12, x=0.0, xanchor="left", len=0.6)),
+        hoverinfo="skip", meta={"kind": "points", "total": len(pts), "shown": len(shown)}))
+    for data, group, thr in ((gt, GT_GROUP, 0.0), (pred, PRED_GROUP, score_thr)):
+        if data is not None:
+            fig.add_traces(box_traces(BoxSet.from_any(data, class_names, thr), group))
+    count = f"{len(shown):,} of {len(pts):,} points" if len(shown) < len(pts) else f"{len(pts):,} points"
+    fig.update_layout(
+        title=f"{title + ' · ' if title else ''}{count}",
+        scene=dict(aspectmode="data", xaxis_title="x (m)", yaxis_title="y (m)", zaxis_title="z (m)",
+                   camera=dict(eye=dict(x=-0.9, y=-0.9, z=0.7), up=dict(x=0, y=0, z=1))),
+        legend=dict(groupclick="toggleitem", itemsizing="constant"), margin=dict(l=0, r=0, t=40, b=0),
+        template="plotly_white")
+    return fig
+
+
+def save_html(fig: go.Figure, path: str | os.PathLike) -> None:
+    """Standalone HTML (plotly.js embedded: opens offline), written atomically."""
+    with atomic_write(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)

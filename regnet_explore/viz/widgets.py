@@ -1,0 +1,137 @@
+"""ipywidgets scene browser: slide through samples, filter boxes, compare ground truth with predictions.
+
+The figure is one ``plotly.graph_objects.FigureWidget`` updated in place (no re-creation flicker). Every
+callback is a plain method, so the browser is testable without a front end: set a widget's ``.value`` and the
+figure's data follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+
+from regnet_explore.viz.common import BoxSet
+from regnet_explore.viz.scene3d import scene_figure
+
+Predictor = Callable[[object], object]  # Sample -> Detections (or a boxes dict)
+
+
+def match_counts(gt: BoxSet, pred: BoxSet, max_distance: float = 2.0) -> dict[str, int]:
+    """A sample's share of the nuScenes-style metric: greedy by score, same class, BEV centre distance <= d.
+
+    Returns true positives, false positives and missed ground-truth boxes.
+    """
+    tp = 0
+    if len(gt) and len(pred):
+        dist = np.linalg.norm(pred.boxes[:, None, :2] - gt.boxes[None, :, :2], axis=-1)
+        dist[np.asarray(pred.names)[:, None] != np.asarray(gt.names)[None, :]] = np.inf
+        taken = np.zeros(len(gt), dtype=bool)
+        order = np.argsort(-pred.scores) if pred.scores is not None else np.arange(len(pred))
+        for i in order:  # a few dozen boxes per sample: this is display code, not a hot path
+            d = np.where(taken, np.inf, dist[i])
+            j = int(np.argmin(d))
+            if d[j] <= max_distance:
+                taken[j], tp = True, tp + 1
+    return {"tp": tp, "fp": len(pred) - tp, "fn": len(gt) - tp}
+
+
+class SceneBrowser:
+    """Dataset/split dropdown, sample slider with play, score threshold, class toggles, GT/prediction toggles and
+    colour choice over a 3D scene, with per-sample counts.
+
+    ``datasets``: label -> loader (``len()``, ``sample(i)`` with points, gt_boxes, gt_names, token, and
+    ``class_names``); ``predict``: Sample -> detections, called once per sample and cached.
+    """
+
+    def __init__(self, datasets: Mapping[str, object], predict: Predictor | None = None, max_points: int = 40_000,
+                 score_thr: float = 0.3):
+        if not datasets:
+            raise ValueError("SceneBrowser needs at least one dataset")
+        self.datasets, self.predict, self.max_points = dict(datasets), predict, max_points
+        self._cache: dict[tuple[str, int], tuple[object, object]] = {}
+        first = next(iter(self.datasets.values()))
+        self.dataset = w.Dropdown(options=list(self.datasets), description="data")
+        self.index = w.IntSlider(0, 0, max(len(first) - 1, 0), description="sample", continuous_update=False)
+        self.play = w.Play(interval=1500, min=0, max=self.index.max)
+        w.jslink((self.play, "value"), (self.index, "value"))
+        self.score = w.FloatSlider(score_thr, min=0.0, max=1.0, step=0.05, description="score ≥",
+                                   continuous_update=False)
+        self.classes = w.SelectMultiple(options=first.class_names, value=tuple(first.class_names),
+                                        description="classes", rows=min(10, len(first.class_names)))
+        self.show_gt = w.Checkbox(True, description="ground truth")
+        self.show_pred = w.Checkbox(predict is not None, description="predictions", disabled=predict is None)
+        self.color_by = w.Dropdown(options=["height", "intensity", "time"], description="colour")
+        self.status = w.HTML()
+        self.figure = go.FigureWidget()
+        self.figure.update_layout(height=650)
+        self.dataset.observe(self._on_dataset, names="value")
+        for control in (self.index, self.score, self.classes, self.show_gt, self.show_pred, self.color_by):
+            control.observe(lambda _change: self.update(), names="value")
+        self.update()
+
+    @property
+    def widget(self) -> w.Widget:
+        controls = w.VBox([self.dataset, w.HBox([self.play, self.index]), self.score, self.classes,
+                           w.HBox([self.show_gt, self.show_pred]), self.color_by, self.status])
+        return w.HBox([controls, self.figure])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _on_dataset(self, _change) -> None:
+        data = self.datasets[self.dataset.value]
+        with self.index.hold_trait_notifications():
+            self.index.max = self.play.max = max(len(data) - 1, 0)
+            self.index.value = min(self.index.value, self.index.max)
+        self.classes.options = data.class_names
+        self.classes.value = tuple(data.class_names)
+        self.update()
+
+    def current(self) -> tuple[object, object]:
+        """(sample, predictions) of the selected sample; predictions are computed once and cached."""
+        key = (self.dataset.value, self.index.value)
+        if key not in self._cache:
+            sample = self.datasets[key[0]].sample(key[1])
+            self._cache[key] = (sample, self.predict(sample) if self.predict else None)
+        return self._cache[key]
+
+    def update(self) -> None:
+        """Redraw the figure in place from the current control values."""
+        sample, pred = self.current()
+        wanted = set(self.classes.value)
+        gt = BoxSet(sample.gt_boxes.astype(np.float64), list(sample.gt_names))
+        gt = _select(gt, [n in wanted for n in gt.names])
+        shown_pred = None
+        if pred is not None:
+            pred_set = BoxSet.from_any(pred, list(self.datasets[self.dataset.value].class_names), self.score.value)
+            shown_pred = _select(pred_set, [n in wanted for n in pred_set.names])
+        fresh = scene_figure(sample.points, gt if self.show_gt.value else None,
+                             shown_pred if self.show_pred.value else None, color_by=self.color_by.value,
+                             max_points=self.max_points, title=f"{self.dataset.value} · {sample.token[:8]}")
+        with self.figure.batch_update():
+            if len(self.figure.data):
+                self.figure.data[0].update(fresh.data[0].to_plotly_json())
+            else:
+                self.figure.add_trace(fresh.data[0])
+            self.figure.layout.title = fresh.layout.title
+            self.figure.layout.scene = fresh.layout.scene
+        self.figure.data = self.figure.data[:1]  # box traces change in number: replace them, keep the widget
+        self.figure.add_traces(list(fresh.data[1:]))
+        counts = match_counts(gt, shown_pred) if shown_pred is not None else None
+        text = f"<b>{len(gt)}</b> ground-truth boxes"
+        if shown_pred is not None:
+            text += (f" · <b>{len(shown_pred)}</b> predictions ≥ {self.score.value:.2f}<br>metric share (2 m): "
+                     f"TP {counts['tp']}, FP {counts['fp']}, missed {counts['fn']}")
+        self.status.value = text
+
+
+def _select(box_set: BoxSet, keep: list[bool]) -> BoxSet:
+    mask = np.asarray(keep, dtype=bool)
+    return BoxSet(box_set.boxes[mask] if len(mask) else box_set.boxes,
+                  [n for n, k in zip(box_set.names, keep) if k],
+                  box_set.scores[mask] if box_set.scores is not None and len(mask) else box_set.scores)

@@ -1,0 +1,145 @@
+"""Scene views: plotly 3D, matplotlib BEV, open3d off-screen, and a real browser drawing the exported HTML."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from regnet_explore.data.points import load_points_bin
+from regnet_explore.viz import open3d_view
+from regnet_explore.viz.bev import bev_figure, save_png
+from regnet_explore.viz.common import CLASS_COLORS
+from regnet_explore.viz.scene3d import save_html, scene_figure
+
+FRAME = "nuscenes-demo-frame"
+
+
+@pytest.fixture
+def real_frame(shared_dir):
+    folder = shared_dir / "data" / FRAME
+    points = load_points_bin(next(folder.glob("*.pcd.bin")))
+    ann = json.loads((folder / "annotations.json").read_text())
+    inst = [i for i in ann["instances"] if i["category"] != "ignored"]
+    gt = {"boxes": np.array([i["box_lidar"] for i in inst]), "names": [i["category"] for i in inst]}
+    rng = np.random.default_rng(0)
+    pred = {"boxes": gt["boxes"][:20] + rng.normal(0, 0.2, (20, 7)), "labels": np.arange(20) % 3,
+            "scores": np.linspace(0.05, 0.95, 20)}
+    return points, gt, pred
+
+
+def _box_traces(fig, group=None):
+    return [t for t in fig.data if t.meta and t.meta.get("kind") == "box" and (group is None or
+                                                                            t.meta["group"] == group)]
+
+
+def test_scene_figure_content(real_frame):
+    points, gt, pred = real_frame
+    names = ["car", "truck", "pedestrian"]
+    fig = scene_figure(points, gt, pred, class_names=names, score_thr=0.5, max_points=10_000)
+    gt_traces, pred_traces = _box_traces(fig, "GT"), _box_traces(fig, "pred")
+    assert len(gt_traces) == len(gt["boxes"])
+    assert len(pred_traces) == int((pred["scores"] >= 0.5).sum())
+    for trace in gt_traces:
+        assert trace.line.color == CLASS_COLORS[trace.meta["class"]]
+        assert trace.meta["class"] in trace.hovertext and "size l×w×h" in trace.hovertext
+    assert all("score 0." in t.hovertext and t.line.dash == "dash" for t in pred_traces)
+    assert {t.meta["class"] for t in pred_traces} <= set(names)
+    pts_trace = fig.data[0]
+    assert len(pts_trace.x) == 10_000 and pts_trace.meta["total"] == len(points)
+    assert "10,000 of 34,688 points" in fig.layout.title.text
+    assert fig.layout.scene.aspectmode == "data"
+    # one legend entry per group and class
+    legend = [t.name for t in fig.data if t.showlegend is not False and t.meta.get("kind") == "box"]
+    assert len(legend) == len(set(legend)) == len({(t.meta["group"], t.meta["class"]) for t in _box_traces(fig)})
+
+
+def test_scene_colour_modes_and_html(real_frame, tmp_path):
+    points, gt, _ = real_frame
+    fig = scene_figure(points, gt, color_by="intensity")
+    assert np.allclose(np.asarray(fig.data[0].marker.color), points[:, 3])
+    save_html(fig, tmp_path / "scene.html")
+    html = (tmp_path / "scene.html").read_text()
+    assert "plotly" in html and "Scatter3d".lower() in html.lower() and len(html) > 1_000_000  # plotly.js embedded
+
+
+def _is_picture(path, min_colours=20):
+    img = matplotlib.image.imread(path)
+    assert img.size and path.stat().st_size > 5000
+    colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    return len(colours) >= min_colours
+
+
+def test_bev_png(real_frame, tmp_path):
+    points, gt, pred = real_frame
+    fig = bev_figure(points, gt, pred, class_names=["car", "truck", "pedestrian"], score_thr=0.3)
+    ax = fig.axes[0]
+    assert len(ax.collections[1].get_paths()) == len(gt["boxes"])  # footprints after the point scatter
+    save_png(fig, tmp_path / "bev.png")
+    assert _is_picture(tmp_path / "bev.png")
+
+
+def test_open3d_offscreen_png(real_frame, tmp_path):
+    ok, message = open3d_view.open3d_status()
+    if not ok:
+        pytest.skip(message)
+    points, gt, pred = real_frame
+    open3d_view.render_png(tmp_path / "o3d.png", points, gt, pred, class_names=["car", "truck", "pedestrian"],
+                           width=640, height=480)
+    assert _is_picture(tmp_path / "o3d.png")
+
+
+def test_open3d_missing_fails_soft(monkeypatch, real_frame):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_open3d(name, *args, **kwargs):
+        if name == "open3d":
+            raise ImportError("libusb-1.0.so.0: cannot open shared object file")
+        return real_import(name, *args, **kwargs)
+
+    open3d_view._import_open3d.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_open3d)
+    try:
+        ok, message = open3d_view.open3d_status()
+        assert not ok and "pip install open3d-cpu" in message and "libusb-1.0-0" in message
+        with pytest.raises(open3d_view.Open3DUnavailable, match="apt-get install"):
+            open3d_view.render_png("never.png", real_frame[0])
+        assert scene_figure(real_frame[0]).data  # the rest keeps working
+    finally:
+        open3d_view._import_open3d.cache_clear()
+
+
+@pytest.mark.slow
+def test_html_scene_draws_in_headless_chromium(real_frame, tmp_path):
+    """Serve the exported HTML on loopback and screenshot it in Debian's chromium (software WebGL)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (setup.sh installs it on Debian)")
+    points, gt, pred = real_frame
+    save_html(scene_figure(points, gt, pred, class_names=["car", "truck", "pedestrian"]), tmp_path / "scene.html")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/scene.html"
+        flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                 "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,800",
+                 "--virtual-time-budget=15000", f"--screenshot={tmp_path / 'shot.png'}"]
+        subprocess.run([chromium, *flags, url], check=True, capture_output=True, timeout=120)
+    finally:
+        server.shutdown()
+    img = matplotlib.image.imread(tmp_path / "shot.png")[..., :3]
+    plot = img[100:700, 100:800]  # the WebGL canvas area, away from the title and legend
+    non_white = (plot < 0.95).any(axis=-1).mean()
+    assert non_white > 0.02, "the 3D scene did not draw (blank canvas)"
+    assert _is_picture(tmp_path / "shot.png", min_colours=50)

@@ -1,0 +1,83 @@
+"""The scene browser's callbacks, without a browser: widget values in, figure data out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from regnet_explore.viz.common import BoxSet
+from regnet_explore.viz.widgets import SceneBrowser, match_counts
+
+
+@dataclass
+class _Sample:
+    token: str
+    points: np.ndarray
+    gt_boxes: np.ndarray
+    gt_names: list[str]
+
+
+class _Data:
+    class_names = ("car", "pedestrian")
+
+    def __init__(self, n, seed):
+        rng = np.random.default_rng(seed)
+        self.samples = []
+        for i in range(n):
+            boxes = np.concatenate([rng.uniform(-20, 20, (3 + i, 2)), np.zeros((3 + i, 1)),
+                                    np.tile([4.0, 2.0, 1.5], (3 + i, 1)), rng.uniform(-3, 3, (3 + i, 1))], 1)
+            pts = np.concatenate([rng.uniform(-30, 30, (500 + 100 * i, 3)), rng.random((500 + 100 * i, 2))], 1)
+            self.samples.append(_Sample(f"tok{seed}-{i}", pts.astype(np.float32), boxes,
+                                        ["car" if j % 2 else "pedestrian" for j in range(3 + i)]))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def sample(self, i):
+        return self.samples[i]
+
+
+def _predict(sample):
+    n = len(sample.gt_boxes)
+    return {"boxes": sample.gt_boxes + 0.1, "labels": np.array([0 if s == "car" else 1 for s in sample.gt_names]),
+            "scores": np.linspace(0.1, 0.9, n)}
+
+
+def _boxes(fig, group):
+    return [t for t in fig.data if t.meta and t.meta.get("kind") == "box" and t.meta["group"] == group]
+
+
+def test_slider_changes_figure_in_place():
+    browser = SceneBrowser({"val": _Data(4, 0), "train": _Data(2, 1)}, _predict, score_thr=0.0)
+    fig = browser.figure
+    assert len(fig.data[0].x) == 500 and len(_boxes(fig, "GT")) == 3 and len(_boxes(fig, "pred")) == 3
+    browser.index.value = 2
+    assert browser.figure is fig  # same widget, new data
+    assert len(fig.data[0].x) == 700 and len(_boxes(fig, "GT")) == 5
+    assert "tok0-2" in fig.layout.title.text
+    browser.score.value = 0.5
+    assert len(_boxes(fig, "pred")) == int((np.linspace(0.1, 0.9, 5) >= 0.5).sum())
+    browser.classes.value = ("car",)
+    assert {t.meta["class"] for t in fig.data[1:]} == {"car"}
+    browser.show_gt.value = False
+    assert not _boxes(fig, "GT")
+    browser.color_by.value = "intensity"
+    assert np.allclose(np.asarray(fig.data[0].marker.color), browser.current()[0].points[:, 3])
+    assert "TP" in browser.status.value
+
+
+def test_dataset_switch_resets_range():
+    browser = SceneBrowser({"val": _Data(4, 0), "train": _Data(2, 1)}, _predict)
+    browser.index.value = 3
+    browser.dataset.value = "train"
+    assert browser.index.max == 1 and browser.index.value == 1
+    assert "tok1-1" in browser.figure.layout.title.text
+
+
+def test_match_counts():
+    gt = BoxSet(np.array([[0, 0, 0, 4, 2, 1.5, 0], [10, 0, 0, 4, 2, 1.5, 0.0]]), ["car", "car"])
+    pred = BoxSet(np.array([[0.5, 0, 0, 4, 2, 1.5, 0], [10, 3, 0, 4, 2, 1.5, 0], [0.2, 0, 0, 4, 2, 1.5, 0]]),
+                  ["car", "car", "car"], np.array([0.9, 0.8, 0.3]))
+    assert match_counts(gt, pred) == {"tp": 1, "fp": 2, "fn": 1}
+    assert match_counts(gt, pred, max_distance=4.0) == {"tp": 2, "fp": 1, "fn": 0}
