@@ -15,8 +15,8 @@ import pytest
 
 from regnet_explore.data.points import load_points_bin
 from regnet_explore.viz import open3d_view
-from regnet_explore.viz.bev import bev_figure, save_png
-from regnet_explore.viz.common import CLASS_COLORS
+from regnet_explore.viz.bev import bev_figure
+from regnet_explore.viz.common import CLASS_COLORS, save_png
 from regnet_explore.viz.scene3d import save_html, scene_figure
 
 FRAME = "nuscenes-demo-frame"

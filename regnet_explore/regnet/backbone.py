@@ -133,9 +133,10 @@ class RegNet(nn.Module):
 
     Args mirror mmdet: ``arch`` (zoo name, RegNetParams, mmdet arch dict or RegNetStages), ``in_channels``,
     ``stem_channels`` (with ``stem=False`` the number of input channels of layer1), ``strides``, ``dilations``
-    (default: 2 and 1 for every stage), ``out_indices`` (default: every stage), ``frozen_stages`` (-1: none; 0: stem; k: stem and layer1..k), ``norm`` ('BN' or 'SyncBN')
-    with ``norm_eps``/``norm_momentum``, ``norm_eval`` (BN layers stay in eval mode while training),
-    ``zero_init_residual`` (bn3 gamma = 0). ``num_classes`` > 0 adds pycls's classification head as ``fc``.
+    (default: 2 and 1 for every stage), ``out_indices`` (default: every stage), ``frozen_stages`` (-1: none;
+    0: stem; k: stem and layer1..k), ``norm`` ('BN' or 'SyncBN') with ``norm_eps``/``norm_momentum``,
+    ``norm_eval`` (BN layers stay in eval mode while training), ``zero_init_residual`` (bn3 gamma = 0).
+    ``num_classes`` > 0 adds pycls's classification head as ``fc``.
     """
 
     def __init__(self, arch: Arch = "regnetx_400mf", in_channels: int = 3, stem_channels: int = 32,
@@ -148,11 +149,11 @@ class RegNet(nn.Module):
         n = self.stages.num_stages
         self.strides = tuple(strides) if strides is not None else (2,) * n
         self.dilations = tuple(dilations) if dilations is not None else (1,) * n
-        if not (len(self.strides) == len(self.dilations) == n):
-            raise RegNetExploreError(
-                f"this arch has {n} stages (widths {list(self.stages.widths)}) but strides has "
-                f"{len(self.strides)} and dilations {len(self.dilations)} entries; they must match "
-                "(mmdet asserts the same)")
+        wrong = [f"{name} has {len(v)}" for name, v in (("strides", self.strides), ("dilations", self.dilations))
+                 if len(v) != n]
+        if wrong:
+            raise RegNetExploreError(f"this arch has {n} stages (widths {list(self.stages.widths)}) but "
+                                     f"{' and '.join(wrong)} entries; they must match (mmdet asserts the same)")
         self.out_indices = tuple(out_indices) if out_indices is not None else tuple(range(n))
         out_channels(self.stages, self.out_indices)  # validates the indices
         if not -1 <= frozen_stages <= n:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from regnet_explore.io import atomic_write
 from regnet_explore.viz.common import BoxSet, check_points, class_color, color_range, downsample, point_colors
 
 
@@ -65,8 +62,3 @@ def bev_figure(points, gt=None, pred=None, class_names: list[str] | None = None,
     fig.tight_layout()
     return fig
 
-
-def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> None:
-    """Write the figure as PNG atomically."""
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)

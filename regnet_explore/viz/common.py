@@ -9,6 +9,7 @@ import torch
 
 from regnet_explore.detection.boxes import corners_3d
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import atomic_write
 
 # One colour per class name over both datasets (nuScenes 10, Lyft 9; shared names share a colour).
 CLASS_COLORS = {
@@ -116,3 +117,9 @@ def check_points(points) -> np.ndarray:
     if pts.ndim != 2 or pts.shape[1] < 3:
         raise RegNetExploreError(f"points must be (N, >=3), got shape {tuple(pts.shape)}")
     return pts
+
+
+def save_png(fig, path, dpi: int = 100) -> None:
+    """Write a matplotlib figure as PNG atomically."""
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)

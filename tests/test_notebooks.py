@@ -1,0 +1,69 @@
+"""Every notebook in notebooks/ runs top to bottom on this interpreter's kernel and is committed without outputs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+kernelspec = pytest.importorskip("jupyter_client.kernelspec")
+manager = pytest.importorskip("jupyter_client.manager")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def this_python_kernel() -> manager.KernelManager:
+    """A manager for the ``python3`` kernel of this interpreter's environment.
+
+    Only ``sys.prefix``'s kernelspecs are searched, so a user-level ``python3`` spec (``~/.local/share/jupyter``)
+    pointing at another Python cannot take over; ipykernel's spec says ``python``, which jupyter_client replaces
+    with ``sys.executable``.
+    """
+    specs = kernelspec.KernelSpecManager(kernel_dirs=[os.path.join(sys.prefix, "share", "jupyter", "kernels")])
+    return manager.KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+
+
+def test_kernel_is_this_interpreter():
+    assert this_python_kernel().format_kernel_cmd()[0] == sys.executable
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [i for i, c in enumerate(nb.cells)
+             if c.cell_type == "code" and (c.outputs or c.execution_count is not None)]
+    assert not dirty, f"{path.name}: code cells {dirty} have outputs or execution counts; clear them before committing"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def execute(nb) -> None:
+    """Run every cell in the notebook folder; CellExecutionError (naming the cell) at the first failure."""
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=this_python_kernel(),
+                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors
+    assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs(path: Path):
+    execute(nbformat.read(path, as_version=4))
+
+
+USES_PYCLS = [p for p in NOTEBOOKS if "import pycls" in p.read_text() or "from pycls" in p.read_text()]
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", USES_PYCLS, ids=lambda p: p.name)
+def test_notebook_runs_without_pycls(path: Path):
+    """pycls is an optional reference: with it unimportable the notebook takes its fallback path."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import sys\nsys.modules['pycls'] = None  # import pycls fails"))
+    execute(nb)
