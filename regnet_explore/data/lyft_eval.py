@@ -1,0 +1,78 @@
+"""Lyft evaluation with the SDK's average precision at 3D IoU 0.5:0.95, and Kaggle submission CSVs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from regnet_explore.data.dataset import LyftData
+from regnet_explore.data.detections import check_detection, lidar_to_global, write_text_atomic
+from regnet_explore.errors import RegNetExploreError
+
+IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
+
+
+def _check_complete(data: LyftData, detections: Mapping[str, Mapping]) -> None:
+    missing = [t for t in data.tokens if t not in detections]
+    if missing:
+        raise RegNetExploreError(f"detections: {len(missing)} of {len(data)} samples of {data.version} "
+                                 f"{data.split or 'all'} have no entry (first: {missing[0]})")
+
+
+def prediction_records(data: LyftData, detections: Mapping[str, Mapping]) -> list[dict]:
+    """Detections -> the SDK's prediction dicts (global frame; size (w, l, h); quaternion rotation; score)."""
+    _check_complete(data, detections)
+    records = []
+    for token in data.tokens:
+        boxes, scores, labels = check_detection(token, detections[token], len(data.class_names))
+        g = lidar_to_global(boxes, scores, labels, *data.transforms(token))
+        records += [{"sample_token": token, "translation": g.translation[i].tolist(), "size": g.size[i].tolist(),
+                     "rotation": g.rotation[i].tolist(), "name": data.class_names[g.labels[i]],
+                     "score": float(g.scores[i])} for i in range(len(boxes))]
+    return records
+
+
+def gt_records(data: LyftData) -> list[dict]:
+    """Ground truth of the split as the SDK's dicts (as mmdetection3d's ``load_lyft_gts``)."""
+    records = []
+    for token in data.tokens:
+        gt = data.ground_truth(token)
+        records += [{"sample_token": token, "translation": gt.translation[i].tolist(), "size": gt.size[i].tolist(),
+                     "rotation": gt.rotation[i].tolist(), "name": gt.names[i]} for i in range(len(gt.names))]
+    return records
+
+
+def average_precisions(gt: list[dict], predictions: list[dict]) -> tuple[list[str], np.ndarray]:
+    """Class names (sorted GT names, as the SDK's ``get_class_names``) and AP (classes, 10 IoU thresholds)."""
+    from lyft_dataset_sdk.eval.detection.mAP_evaluation import get_average_precisions, get_class_names
+
+    if not gt:
+        raise RegNetExploreError("Lyft evaluation: the split has no ground-truth boxes")
+    names = get_class_names(gt)
+    aps = np.stack([get_average_precisions(gt, predictions, names, t) for t in IOU_THRESHOLDS], axis=1)
+    return names, aps
+
+
+def evaluate_lyft(data: LyftData, detections: Mapping[str, Mapping]) -> dict:
+    """mAP over classes and IoU thresholds 0.5:0.95, with ``class_AP`` {class: AP} and ``threshold_mAP``
+    {iou: mAP}, and the full ``average_precisions`` table {class: [AP per threshold]}."""
+    names, aps = average_precisions(gt_records(data), prediction_records(data, detections))
+    return {"mAP": float(aps.mean()), "class_AP": dict(zip(names, aps.mean(1).tolist())),
+            "threshold_mAP": dict(zip(IOU_THRESHOLDS, aps.mean(0).tolist())),
+            "average_precisions": {n: aps[i].tolist() for i, n in enumerate(names)}}
+
+
+def write_submission_csv(data: LyftData, detections: Mapping[str, Mapping], path: str | os.PathLike) -> Path:
+    """Kaggle CSV: ``Id,PredictionString`` with "score x y z w l h yaw class" per box, global frame."""
+    lines = ["Id,PredictionString"]
+    by_token: dict[str, list[str]] = {t: [] for t in data.tokens}
+    for r in prediction_records(data, detections):
+        w, x, y, z = r["rotation"]
+        yaw = float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+        by_token[r["sample_token"]].append(" ".join(f"{v:.4f}" for v in (r["score"], *r["translation"], *r["size"],
+                                                                          yaw)) + f" {r['name']}")
+    lines += [f"{t},{' '.join(parts)}" for t, parts in by_token.items()]
+    return write_text_atomic("\n".join(lines) + "\n", path)

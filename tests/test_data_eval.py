@@ -1,0 +1,188 @@
+"""Evaluation: perfect detections score 1, each perturbation raises its own TP error, and our wrappers report
+exactly what the devkits' own entry points report on the same files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from regnet_explore.cli import main
+from regnet_explore.data.dataset import LyftData, NuScenesData
+from regnet_explore.data.detections import oracle_detections
+from regnet_explore.data.lyft_eval import evaluate_lyft, gt_records, prediction_records, write_submission_csv
+from regnet_explore.data.nuscenes_eval import (
+    attribute_name,
+    evaluate_nuscenes,
+    evaluate_submission,
+    summarize,
+    write_submission,
+)
+from regnet_explore.errors import RegNetExploreError
+
+
+@pytest.fixture(scope="module")
+def nus(nus_root) -> NuScenesData:
+    return NuScenesData(nus_root, "v1.0-mini", "mini_val")
+
+
+@pytest.fixture(scope="module")
+def lyft(lyft_root) -> LyftData:
+    return LyftData(lyft_root, "v1.01-train", "val")
+
+
+def _perturbed(data: NuScenesData) -> dict:
+    """Oracle detections with cars shifted 0.3 m, trucks 1.25x larger, barriers turned 0.4 rad, pedestrians
+    without velocity: each class isolates one TP error."""
+    dets = copy.deepcopy(oracle_detections(data))
+    label = {n: i for i, n in enumerate(data.class_names)}
+    for det in dets.values():
+        b = det["boxes"]
+        b[det["labels"] == label["car"], 0] += 0.3
+        b[det["labels"] == label["truck"], 3:6] *= 1.25
+        b[det["labels"] == label["barrier"], 6] += 0.4
+        b[det["labels"] == label["pedestrian"], 7:9] = 0.0
+    return dets
+
+
+@pytest.fixture(scope="module")
+def nus_results(nus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("nuseval")
+    perfect = evaluate_nuscenes(nus, oracle_detections(nus), out / "perfect")
+    perturbed = evaluate_nuscenes(nus, _perturbed(nus), out / "perturbed")
+    return perfect, perturbed, out
+
+
+def test_perfect_detections_score_one(nus_results):
+    perfect, _, _ = nus_results
+    assert perfect["mAP"] == pytest.approx(1.0)
+    assert set(perfect["class_AP"]) == set(NuScenesData.class_names)
+    assert all(ap == pytest.approx(1.0) for ap in perfect["class_AP"].values())
+    assert perfect["mATE"] < 1e-4 and perfect["mASE"] < 1e-4 and perfect["mAOE"] < 1e-3 and perfect["mAAE"] == 0
+    # Only the lidar-frame z component of velocity is lost (the sensor is tilted by ~1 degree).
+    assert perfect["mAVE"] < 0.01
+    assert perfect["NDS"] > 0.999
+
+
+def test_each_perturbation_raises_its_own_error(nus_results):
+    perfect, bad, _ = nus_results
+    err = bad["class_tp_errors"]
+    assert err["car"]["trans_err"] == pytest.approx(0.3, abs=1e-3)
+    assert err["car"]["scale_err"] < 1e-3 and err["car"]["orient_err"] < 1e-3
+    assert err["truck"]["scale_err"] == pytest.approx(1 - 1 / 1.25 ** 3, abs=1e-3)
+    # Growing the box moves its centre up, and the ~1 degree sensor tilt turns that into a few mm in xy.
+    assert err["truck"]["trans_err"] < 0.02
+    assert err["barrier"]["orient_err"] == pytest.approx(0.4, abs=1e-3)
+    assert err["pedestrian"]["vel_err"] > 0.3 > 100 * perfect["class_tp_errors"]["pedestrian"]["vel_err"]
+    assert err["pedestrian"]["trans_err"] < 1e-3
+    for metric in ("mATE", "mASE", "mAOE", "mAVE"):
+        assert bad[metric] > perfect[metric] + 0.02
+    assert bad["mAP"] == pytest.approx(1.0) and bad["NDS"] < perfect["NDS"]
+
+
+def test_wrapper_equals_the_devkit_entry_point(nus, nus_results):
+    _, bad, out = nus_results
+    result = out / "perturbed" / "results_nusc.json"
+    subprocess.run([sys.executable, "-m", "nuscenes.eval.detection.evaluate", str(result), "--output_dir",
+                    str(out / "cli"), "--eval_set", "mini_val", "--dataroot", str(nus.dataroot), "--version",
+                    "v1.0-mini", "--plot_examples", "0", "--render_curves", "0", "--verbose", "0"],
+                   check=True, capture_output=True)
+    cli = summarize(json.loads((out / "cli" / "metrics_summary.json").read_text()))
+    assert json.dumps(cli, sort_keys=True) == json.dumps(bad, sort_keys=True)  # NaN-aware exact equality
+
+
+def test_submission_format(nus, nus_results):
+    _, _, out = nus_results
+    sub = json.loads((out / "perfect" / "results_nusc.json").read_text())
+    assert set(sub["results"]) == set(nus.tokens) and sub["meta"]["use_lidar"]
+    box = next(b for boxes in sub["results"].values() for b in boxes if b["detection_name"] == "car")
+    assert set(box) == {"sample_token", "translation", "size", "rotation", "velocity", "detection_name",
+                        "detection_score", "attribute_name"}
+    assert len(box["velocity"]) == 2 and box["size"][1] > box["size"][0]  # (w, l, h)
+
+
+def test_attribute_rule():
+    assert attribute_name("car", 1.0) == "vehicle.moving" and attribute_name("car", 0.1) == "vehicle.parked"
+    assert attribute_name("bus", 0.1) == "vehicle.stopped" and attribute_name("bus", 3.0) == "vehicle.moving"
+    assert attribute_name("bicycle", 1.0) == "cycle.with_rider"
+    assert attribute_name("motorcycle", 0.0) == "cycle.without_rider"
+    assert attribute_name("pedestrian", 0.0) == "pedestrian.standing"
+    assert attribute_name("pedestrian", 1.0) == "pedestrian.moving"
+    assert attribute_name("barrier", 2.0) == "" and attribute_name("traffic_cone", 0.0) == ""
+
+
+def test_incomplete_inputs_are_refused_before_anything_is_written(nus, tmp_path):
+    dets = oracle_detections(nus)
+    path = write_submission(nus, dets, tmp_path / "full.json")
+    sub = json.loads(path.read_text())
+    del sub["results"][nus.tokens[0]]
+    (tmp_path / "partial.json").write_text(json.dumps(sub))
+    with pytest.raises(RegNetExploreError, match=r"partial.json: 1 samples .* missing"):
+        evaluate_submission(nus, tmp_path / "partial.json", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    del dets[nus.tokens[1]]
+    with pytest.raises(RegNetExploreError, match="1 of 6 samples"):
+        write_submission(nus, dets, tmp_path / "never.json")
+    assert not (tmp_path / "never.json").exists()
+
+
+def test_lyft_perfect_and_shifted(lyft, tmp_path):
+    perfect = evaluate_lyft(lyft, oracle_detections(lyft))
+    assert perfect["mAP"] == 1.0 and set(perfect["class_AP"]) == set(LyftData.class_names)
+    shifted = copy.deepcopy(oracle_detections(lyft))
+    for det in shifted.values():
+        det["boxes"][:, 0] += 0.4
+    bad = evaluate_lyft(lyft, shifted)
+    per_threshold = list(bad["threshold_mAP"].values())
+    assert per_threshold[-1] == 0.0 < per_threshold[0] and bad["mAP"] < 1.0
+    assert all(a >= b for a, b in zip(per_threshold, per_threshold[1:]))
+    # The SDK's own entry point on the same GT and predictions, at two thresholds.
+    (tmp_path / "gt.json").write_text(json.dumps(gt_records(lyft)))
+    (tmp_path / "pred.json").write_text(json.dumps(prediction_records(lyft, shifted)))
+    for iou in (0.5, 0.7):
+        run = subprocess.run([sys.executable, "-m", "lyft_dataset_sdk.eval.detection.mAP_evaluation", "-g",
+                              str(tmp_path / "gt.json"), "-p", str(tmp_path / "pred.json"), "-t", str(iou)],
+                             check=True, capture_output=True, text=True)
+        sdk = float(re.search(r"mean average precision = +([0-9.e-]+)", run.stdout).group(1))
+        assert sdk == pytest.approx(bad["threshold_mAP"][iou], abs=1e-12)
+
+
+def test_lyft_submission_csv(lyft, tmp_path):
+    dets = oracle_detections(lyft)
+    path = write_submission_csv(lyft, dets, tmp_path / "sub.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "Id,PredictionString" and len(lines) == 1 + len(lyft)
+    token, pred = lines[1].split(",")
+    values = pred.split()
+    assert token == lyft.tokens[0] and len(values) == 9 * len(dets[token]["boxes"])
+    records = [r for r in prediction_records(lyft, dets) if r["sample_token"] == token]
+    assert np.allclose([float(v) for v in values[1:4]], records[0]["translation"], atol=1e-3)
+    assert values[8] == records[0]["name"]
+
+
+def test_cli_evaluate_and_errors(lyft, tmp_path, capsys):
+    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft.dataroot), "--oracle", "--lyft-csv",
+                 str(tmp_path / "s.csv")]) == 0
+    assert '"mAP": 1.0' in capsys.readouterr().out and (tmp_path / "s.csv").exists()
+    assert main(["data", "info", "--format", "nuscenes", "--dataroot", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "none: no such directory" in err
+    torch = pytest.importorskip("torch")
+    dets = {t: {k: torch.as_tensor(v) for k, v in d.items()} for t, d in oracle_detections(lyft).items()}
+    torch.save(dets, tmp_path / "dets.pt")
+    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft.dataroot), "--detections",
+                 str(tmp_path / "dets.pt")]) == 0
+    assert '"mAP": 1.0' in capsys.readouterr().out
+
+
+def test_index_path_is_not_in_a_read_only_dataroot(shared_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = LyftData(shared_dir / "data" / "lyft-mini-tables", "v1.01-train")
+    assert len(data) == 1 and list(Path(tmp_path, ".cache", "regnet_explore", "index").glob("*.sqlite"))
+    assert not list((shared_dir / "data").rglob(".regnet_explore"))
