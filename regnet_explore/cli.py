@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "regnet_explore.regnet.commands",
     "regnet_explore.detection.commands",
     "regnet_explore.data.commands",
+    "regnet_explore.train.commands",
     "regnet_explore.demo",
 )
 

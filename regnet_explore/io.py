@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import re
@@ -85,3 +86,17 @@ def save_checkpoint_atomic(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` through :func:`atomic_write`: never a half-written checkpoint."""
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` to ``path`` (parent folders made as needed) through :func:`atomic_write`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    return write_text_atomic(json.dumps(obj), path)

@@ -6,17 +6,13 @@ in the key frame's LiDAR frame; ``scores`` (K,); ``labels`` (K,) indices into th
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from regnet_explore.data.geometry import matrix_to_quaternion, quaternion_multiply, yaw_to_quaternion
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -64,20 +60,6 @@ def lidar_to_global(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, l
     return GlobalBoxes(translation=centre @ lidar2global[:3, :3].T + lidar2global[:3, 3],
                        size=boxes[:, [4, 3, 5]], rotation=rotation.reshape(-1, 4), velocity=vel[:, :2],
                        scores=scores, labels=labels, ego_distance=np.linalg.norm(ego_centre[:, :2], axis=1))
-
-
-def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    """Write ``text`` to ``path`` (folders made as needed) via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as tmp:
-        tmp.write_text(text)
-    return path
-
-
-def write_json_atomic(obj: object, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    return write_text_atomic(json.dumps(obj), path)
 
 
 def oracle_detections(data) -> dict[str, dict[str, np.ndarray]]:

@@ -11,8 +11,9 @@ import numpy as np
 
 from regnet_explore.data.classes import NUSCENES_CLASS_RANGE, NUSCENES_CLASSES
 from regnet_explore.data.dataset import NuScenesData
-from regnet_explore.data.detections import check_detection, lidar_to_global, write_json_atomic
+from regnet_explore.data.detections import check_detection, lidar_to_global
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import write_json_atomic
 
 MAX_BOXES_PER_SAMPLE = 500
 DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving", "trailer": "vehicle.parked",

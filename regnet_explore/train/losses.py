@@ -43,15 +43,19 @@ def sigmoid_focal_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torc
 
 def detection_loss(cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor],
                    dir_preds: Sequence[torch.Tensor], targets: Targets, num_classes: int,
-                   cfg: LossConfig) -> dict[str, torch.Tensor]:
-    """{'loss_cls', 'loss_bbox', 'loss_dir'} from the head's per-level outputs and :func:`build_targets`."""
+                   cfg: LossConfig, normalizer: float | None = None) -> dict[str, torch.Tensor]:
+    """{'loss_cls', 'loss_bbox', 'loss_dir'} from the head's per-level outputs and :func:`build_targets`.
+
+    ``normalizer`` defaults to the batch's positives; distributed training passes the global count divided by
+    the number of processes, so that averaged gradients equal those of one process on the whole batch.
+    """
     code_size = targets.bbox_targets.shape[-1]
     cls = flatten_levels(cls_scores, num_classes).reshape(-1, num_classes).float()
     reg = flatten_levels(bbox_preds, code_size).reshape(-1, code_size).float()
     dirs = flatten_levels(dir_preds, 2).reshape(-1, 2).float()
     labels, label_w = targets.labels.reshape(-1), targets.label_weights.reshape(-1)
     bbox_t, pos = targets.bbox_targets.reshape(-1, code_size), targets.bbox_weights.reshape(-1) > 0
-    norm = float(targets.num_pos)
+    norm = float(targets.num_pos if normalizer is None else normalizer)
 
     loss_cls = sigmoid_focal_loss(cls, labels, label_w, cfg.focal_alpha, cfg.focal_gamma) / norm
     p, t = reg[pos], bbox_t[pos]

@@ -72,10 +72,13 @@ def build_targets(anchors: torch.Tensor, gt_boxes: list[torch.Tensor], gt_labels
             lab[pos] = cls[idx[pos]]
         labels.append(lab)
         label_w.append((assigned >= 0).float())
-        bbox_t.append(torch.where(pos[:, None], encode(anchors, matched), torch.zeros_like(anchors)))
+        encoded = torch.zeros_like(anchors)
+        encoded[pos] = encode(anchors[pos], matched[pos])  # only positives carry box targets
+        bbox_t.append(encoded)
         bbox_w.append(pos.float())
-        dir_t.append(torch.where(pos, direction_target(matched[:, 6], dir_offset, dir_limit_offset),
-                                 torch.zeros_like(assigned)))
+        dirs = torch.zeros_like(assigned)
+        dirs[pos] = direction_target(matched[pos, 6], dir_offset, dir_limit_offset)
+        dir_t.append(dirs)
         num_pos += max(int(pos.sum()), 1)
     return Targets(torch.stack(labels), torch.stack(label_w), torch.stack(bbox_t), torch.stack(bbox_w),
                    torch.stack(dir_t), num_pos)

@@ -1,0 +1,360 @@
+"""The training engine: the reference recipe, one process or many (torchrun), resumable, logged.
+
+Determinism is by construction: the sample order of epoch e is a permutation seeded by (seed, e), each sample's
+augmentation by (seed, e, index). A run resumed from the checkpoint of epoch e therefore replays epochs e+1...
+exactly as an uninterrupted run does, and N processes with the global batch of one see the same data. Losses are
+normalised by the positives of the *global* batch and batch norms synchronise exact global statistics, so the
+parameters after a step do not depend on how the batch was split across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from regnet_explore.data.dataset import DetectionData, open_dataset
+from regnet_explore.detection.checkpoint import read_checkpoint, save_checkpoint
+from regnet_explore.detection.configs import DetectorConfig, get_config
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import atomic_write
+from regnet_explore.train.augment import AugmentConfig, Sample3D, augment
+from regnet_explore.train.distributed import DistEnv, all_reduce_sum, convert_batchnorm, init_distributed
+from regnet_explore.train.losses import LossConfig, detection_loss
+from regnet_explore.train.schedule import ScheduleConfig, lr_at, make_optimizer
+from regnet_explore.train.targets import AssignerConfig, build_targets
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``None`` fields take the detector config's reference values."""
+
+    detector: str = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
+    data: str | None = None  # dataroot; None: the default synthetic set of the detector's dataset
+    version: str | None = None
+    train_split: str | None = None
+    val_split: str | None = None
+    work_dir: str = "work_dirs/run"
+    epochs: int = 24
+    batch_size: int | None = None  # per process; None: the config's samples_per_gpu
+    lr: float | None = None  # None: 1e-3 scaled linearly from the config's reference batch
+    warmup_iters: int = 1000
+    seed: int = 0
+    crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
+    max_iters_per_epoch: int | None = None
+    sweeps: int = 10
+    eval_interval: int = 0  # epochs between evaluations; 0: only after the last epoch
+    evaluate: bool = True  # False: no evaluation at all
+    log_interval: int = 10
+    workers: int = 0
+    device: str | None = None  # None: cuda if available, else cpu
+    amp: str = "none"  # 'fp16' or 'bf16' autocast on CUDA ('fp16' with loss scaling)
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    work_dir: Path
+    checkpoint: Path
+    history: list[dict] = field(default_factory=list)  # the JSON log records (train and val)
+
+
+def crop_config(cfg: DetectorConfig, half_extent: float) -> DetectorConfig:
+    """The same network on a smaller square BEV range (weights trained on it load into the full config)."""
+    vx, vy = cfg.voxel_size[:2]
+    nx = round(2 * half_extent / vx)
+    if abs(nx * vx - 2 * half_extent) > 1e-6 or nx % 8:
+        raise RegNetExploreError(f"crop {half_extent}: the grid ({2 * half_extent / vx:g} cells) must be a whole "
+                                 "multiple of 8 cells so every feature level keeps an integer size (e.g. 25, 32)")
+    pcr = cfg.point_cloud_range
+    voxel = dataclasses.replace(cfg.voxel, point_cloud_range=(-half_extent, -half_extent, pcr[2], half_extent,
+                                                              half_extent, pcr[5]))
+    shrink = half_extent / pcr[3]
+    ranges = tuple((r[0] * shrink, r[1] * shrink, r[2], r[3] * shrink, r[4] * shrink, r[5])
+                   for r in cfg.anchors.ranges)
+    anchors = dataclasses.replace(cfg.anchors, ranges=ranges)
+    return dataclasses.replace(cfg, voxel=voxel, anchors=anchors, name=f"{cfg.name}_crop{half_extent:g}")
+
+
+class TrainingSet(torch.utils.data.Dataset):
+    """Samples of a loader with the reference augmentation, seeded per (seed, epoch, index)."""
+
+    def __init__(self, data: DetectionData, cfg: DetectorConfig, seed: int, augment_cfg: AugmentConfig | None):
+        self.data, self.cfg, self.seed, self.augment_cfg, self.epoch = data, cfg, seed, augment_cfg, 0
+        self.dims = [0, 1, 2, 4][: cfg.point_dims] if cfg.point_dims <= 4 else list(range(cfg.point_dims))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self.data.sample(index)
+        sample = Sample3D(s.points[:, self.dims], s.gt_boxes[:, : self.cfg.code_size], s.gt_labels)
+        if self.augment_cfg is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            sample = augment(sample, self.augment_cfg, self.cfg.point_cloud_range, rng)
+        return (torch.from_numpy(np.ascontiguousarray(sample.points, dtype=np.float32)),
+                torch.from_numpy(np.ascontiguousarray(sample.boxes, dtype=np.float32)),
+                torch.from_numpy(np.asarray(sample.labels, dtype=np.int64)))
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """This rank's batches of an epoch: global batches of ``batch * world`` from a (seed, epoch) permutation."""
+
+    def __init__(self, n: int, batch: int, env: DistEnv, seed: int, max_batches: int | None = None):
+        if n < batch * env.world_size:
+            raise RegNetExploreError(f"{n} training samples are fewer than one global batch "
+                                     f"({batch} x {env.world_size} processes)")
+        self.n, self.batch, self.env, self.seed, self.epoch = n, batch, env, seed, 0
+        self.num_batches = n // (batch * env.world_size)
+        if max_batches is not None:
+            self.num_batches = min(self.num_batches, max_batches)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        g = self.batch * self.env.world_size
+        for b in range(self.num_batches):
+            start = b * g + self.env.rank * self.batch
+            yield order[start:start + self.batch].tolist()
+
+
+def _collate(items):
+    return [i[0] for i in items], [i[1] for i in items], [i[2] for i in items]
+
+
+def _log_line(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | None]:
+    if train.data is not None:
+        return train.data, train.version
+    from regnet_explore.data.synthetic import ensure_default_dataset
+
+    return str(ensure_default_dataset(cfg.dataset)), train.version
+
+
+def _splits(cfg: DetectorConfig, train: TrainConfig, version: str | None) -> tuple[str | None, str | None]:
+    if cfg.dataset == "nuscenes":
+        mini = version is None or version.endswith("mini")
+        return (train.train_split or ("mini_train" if mini else "train"),
+                train.val_split or ("mini_val" if mini else "val"))
+    return train.train_split or "train", train.val_split or "val"
+
+
+def predict_split(model: PointPillars, data: DetectionData, score_thr: float | None = None,
+                  progress: bool = False) -> dict[str, dict]:
+    """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy)."""
+    dims = [0, 1, 2, 4][: model.cfg.point_dims]
+    out = {}
+    tokens = data.tokens
+    if progress:
+        from tqdm.auto import tqdm
+
+        tokens = tqdm(tokens, desc="inference", leave=False)
+    for token in tokens:
+        det = model.predict(data.sample(token).points[:, dims], score_thr=score_thr)
+        out[token] = {"boxes": det.boxes.cpu().numpy(), "scores": det.scores.cpu().numpy(),
+                      "labels": det.labels.cpu().numpy()}
+    return out
+
+
+def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | Path) -> dict:
+    """The official metric of the dataset (nuScenes DetectionEval / Lyft mAP) of ``model`` on ``data``'s split."""
+    from regnet_explore.data.dataset import LyftData
+    from regnet_explore.data.lyft_eval import evaluate_lyft
+    from regnet_explore.data.nuscenes_eval import evaluate_nuscenes
+
+    detections = predict_split(model, data)
+    if isinstance(data, LyftData):
+        return evaluate_lyft(data, detections)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    return evaluate_nuscenes(data, detections, output_dir)
+
+
+def _autocast(device: torch.device, amp: str):
+    if device.type == "cuda" and amp in ("fp16", "bf16"):
+        return torch.autocast("cuda", dtype=torch.float16 if amp == "fp16" else torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> TrainResult:
+    """Run (or resume) a training run; returns the last checkpoint and the log records."""
+    device = torch.device(tc.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    env = init_distributed(device)
+    if env.distributed and device.type == "cuda":
+        device = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(device)
+    det_cfg = get_config(tc.detector)
+    if tc.crop is not None:
+        det_cfg = crop_config(det_cfg, tc.crop)
+    batch = tc.batch_size or det_cfg.samples_per_gpu
+    sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters,
+                           decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)),
+                           base_batch_size=det_cfg.samples_per_gpu * det_cfg.num_gpus)
+    base_lr = tc.lr if tc.lr is not None else sched.scaled_lr(batch * env.world_size)
+
+    root, version = _default_data(det_cfg, tc)
+    train_split, val_split = _splits(det_cfg, tc, version)
+    train_data = open_dataset(det_cfg.dataset, root, version, train_split, sweeps=tc.sweeps)
+    dataset = TrainingSet(train_data, det_cfg, tc.seed, AugmentConfig())
+    sampler = EpochBatches(len(dataset), batch, env, tc.seed, tc.max_iters_per_epoch)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
+                                         num_workers=tc.workers, persistent_workers=False)
+
+    torch.manual_seed(tc.seed)
+    model = PointPillars(det_cfg).to(device)
+    if env.distributed:
+        model = convert_batchnorm(model).to(device)
+    model.train()
+    optimizer = make_optimizer(model, sched, base_lr)
+    scaler = torch.amp.GradScaler("cuda", init_scale=32.0) if device.type == "cuda" and tc.amp == "fp16" else None
+    work_dir = Path(tc.work_dir)
+    start_epoch, iteration = 0, 0
+    latest = work_dir / "latest.pth"
+    if tc.resume and latest.exists():
+        state, meta = read_checkpoint(latest)
+        model.load_state_dict(state)
+        ckpt = torch.load(latest, map_location=device, weights_only=True)
+        if "optimizer" in ckpt:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, iteration = int(meta["epoch"]), int(meta["iter"])
+    ddp = DistributedDataParallel(model) if env.distributed else model
+    if env.is_main:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / "train.log.json"
+    history: list[dict] = []
+
+    def emit(record: dict) -> None:
+        history.append(record)
+        if env.is_main:
+            _log_line(log_path, record)
+            if on_log:
+                on_log(record)
+
+    if env.is_main and not (tc.resume and log_path.exists()):
+        log_path.unlink(missing_ok=True)
+        emit({"env_info": f"python {platform.python_version()}, torch {torch.__version__}, device {device}, "
+                          f"world size {env.world_size}", "seed": tc.seed, "config": det_cfg.name,
+              "train": dataclasses.asdict(tc)})
+    assign_cfg = AssignerConfig()
+    loss_cfg = LossConfig(code_weights=LossConfig().code_weights[: det_cfg.code_size])
+    head = model.pts_bbox_head
+    val_data = None
+    for epoch in range(start_epoch, tc.epochs):
+        dataset.epoch = sampler.epoch = epoch
+        bar = _progress(tc.progress and env.is_main, len(sampler), f"epoch {epoch + 1}/{tc.epochs}")
+        window: dict[str, list[float]] = {}
+        t_data = time.perf_counter()
+        for i, (points, boxes, labels) in enumerate(loader):
+            data_time = time.perf_counter() - t_data
+            lr = lr_at(sched, base_lr, epoch, iteration)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            clouds = [p.to(device, non_blocking=True) for p in points]
+            boxes = [b.to(device) for b in boxes]
+            labels = [lab.to(device) for lab in labels]
+            with _autocast(device, tc.amp):
+                cls, reg, dirs = ddp(clouds)
+            anchors = torch.cat(head.anchors([c.shape[-2:] for c in cls], device), dim=0)
+            targets = build_targets(anchors, boxes, labels, det_cfg.num_classes, assign_cfg, head.dir_offset,
+                                    head.dir_limit_offset)
+            global_pos = all_reduce_sum(torch.tensor(float(targets.num_pos), device=device)).item()
+            losses = detection_loss(cls, reg, dirs, targets, det_cfg.num_classes, loss_cfg,
+                                    normalizer=global_pos / env.world_size)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            iteration += 1
+            values = {k: v.detach() for k, v in losses.items()}
+            values["loss"] = loss.detach()
+            for k, v in values.items():  # mean over ranks for the log
+                window.setdefault(k, []).append(all_reduce_sum(v.float()).item() / env.world_size)
+            window.setdefault("grad_norm", []).append(float(grad_norm))
+            window.setdefault("data_time", []).append(data_time)
+            window.setdefault("time", []).append(time.perf_counter() - t_data)
+            if (i + 1) % tc.log_interval == 0 or i + 1 == len(sampler):
+                record = {"mode": "train", "epoch": epoch + 1, "iter": i + 1, "lr": lr,
+                          "memory": _memory_mb(device), **{k: float(np.mean(v)) for k, v in window.items()}}
+                emit(record)
+                window = {}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
+            t_data = time.perf_counter()
+        if bar is not None:
+            bar.close()
+        ckpt_path = work_dir / f"epoch_{epoch + 1}.pth"
+        if env.is_main:
+            meta = {"epoch": epoch + 1, "iter": iteration, "seed": tc.seed, "train": dataclasses.asdict(tc)}
+            save_checkpoint(model, ckpt_path, meta=meta, extra={"optimizer": optimizer.state_dict()})
+            with atomic_write(latest) as tmp:
+                tmp.write_bytes(ckpt_path.read_bytes())
+        last = epoch + 1 == tc.epochs
+        due = last or (tc.eval_interval and (epoch + 1) % tc.eval_interval == 0)
+        if env.is_main and tc.evaluate and due:
+            if val_data is None:
+                val_data = open_dataset(det_cfg.dataset, root, version, val_split, sweeps=tc.sweeps)
+            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}")
+            model.train()
+            emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **_flat_metrics(metrics)})
+        if env.distributed:
+            torch.distributed.barrier()
+    if env.is_main:
+        from regnet_explore.train.curves import plot_log
+
+        plot_log(log_path, work_dir / "curves.png")
+    return TrainResult(work_dir, latest, history)
+
+
+def _flat_metrics(metrics: dict) -> dict:
+    """Scalars of a metrics dict, per-class APs flattened as ``AP_<class>`` (NaN/inf left out)."""
+    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    flat.update({f"AP_{c}": float(v) for c, v in metrics.get("class_AP", {}).items()})
+    return {k: v for k, v in flat.items() if math.isfinite(v)}
+
+
+def _memory_mb(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device) / 2**20)
+    with open("/proc/self/status") as f:  # peak resident set size on Linux
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return 0
+
+
+def _progress(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+__all__ = ["TrainConfig", "TrainResult", "crop_config", "evaluate_model", "train"]
