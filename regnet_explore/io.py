@@ -34,7 +34,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise RegNetExploreError(f"{path}: empty file, not a checkpoint")
     # torch.save writes a zip archive (PK..), older versions a pickle (protocol byte 0x80)
     if not (head.startswith(b"PK\x03\x04") or head[0] == 0x80):
-        raise RegNetExploreError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}: a text file?)")
+        kind = "a text file?" if all(32 <= b < 127 or b in b"\t\r\n" for b in head) else "unknown format"
+        raise RegNetExploreError(f"{path}: not a PyTorch checkpoint (it starts with {head!r}: {kind})")
     try:
         # zip checkpoints are memory-mapped: tensors are read on demand, so peak memory stays near one copy
         return torch.load(path, map_location=map_location, weights_only=True, mmap=head.startswith(b"PK"))

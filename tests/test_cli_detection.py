@@ -93,7 +93,7 @@ def test_garbage_checkpoint_and_bad_device_are_one_error(tmp_path, capsys):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00" * 64)
     err = error_of(capsys, ["infer", "fpn-nus", "--checkpoint", str(junk), "--points", str(FRAME)])
-    assert str(junk) in err and "not a loadable PyTorch checkpoint" in err
+    assert str(junk) in err and "not a PyTorch checkpoint" in err
     if not torch.cuda.is_available():
         err = error_of(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--device", "cuda"])
         assert "CUDA is not available" in err
