@@ -26,6 +26,7 @@ import torch
 
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import STAGES, PointPillars
+from regnet_explore.runtime import tune_allocator
 
 DEFAULT_CONFIGS = ("regnet-400mf-fpn-nus", "regnet-1.6gf-fpn-nus", "secfpn-nus", "regnet-400mf-fpn-lyft-range100")
 
@@ -168,14 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", action="append", help="cpu and/or cuda (default: cpu, plus cuda if present)")
     parser.add_argument("--points", type=int, default=300_000)
     parser.add_argument("--quick", action="store_true", help="one config, 2 repeats, 100k points")
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="leave glibc's malloc thresholds alone (regnet-explore tunes them, see runtime.py)")
     args = parser.parse_args(argv)
+    tuned = not args.default_allocator and tune_allocator()
     if args.quick:
         args.configs, args.repeats, args.points = DEFAULT_CONFIGS[0], 2, 100_000
     torch.set_num_threads(args.threads)
     devices = args.device or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
     cloud = synthetic_cloud(args.points)
     names = [get_config(n).alias for n in args.configs.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}, "
+          f"allocator {'tuned (runtime.tune_allocator)' if tuned else 'default'}")
     for dev_name in devices:
         device = torch.device(dev_name)
         convs, results = [], []

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.runtime import tune_allocator
 
 # Modules that define ``register(subparsers)``; each subcommand sets ``func(args) -> int``.
 COMMAND_MODULES = (
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except RegNetExploreError as e:

@@ -16,7 +16,6 @@ the last layer adds its per-pillar terms and applies the ReLU after the max (bot
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import torch
@@ -127,6 +126,4 @@ def pillar_max(rows: torch.Tensor, virtual: torch.Tensor, pillar: torch.Tensor, 
                neutral: float) -> torch.Tensor:
     """Per-pillar max (M, C) of real rows (N, C) and, for pillars with padding, their virtual row (M, C)."""
     start = virtual.masked_fill(~has_pad, neutral)
-    with warnings.catch_warnings():  # index_reduce is "beta"; it is 3x faster than scatter_reduce here
-        warnings.filterwarnings("ignore", message="index_reduce")
-        return start.index_reduce(0, pillar, rows, "amax", include_self=True)
+    return start.scatter_reduce(0, pillar[:, None].expand(-1, rows.shape[1]), rows, "amax", include_self=True)
