@@ -1,7 +1,6 @@
 """`regnet-explore infer` and `regnet-explore configs`: output, JSON, and one-line errors with exit code 2."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,9 @@ from regnet_explore.detection.commands import key_frame_points
 from regnet_explore.detection.configs import CONFIGS, get_config
 from regnet_explore.detection.detector import PointPillars
 
-FRAME = next((Path(__file__).resolve().parents[2] / "shared" / "data" / "nuscenes-demo-frame").glob("*.bin"))
+from .conftest import SHARED
+
+FRAME = SHARED / "data" / "nuscenes-demo-frame" / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin"
 
 
 def test_configs_table_lists_every_config(capsys):

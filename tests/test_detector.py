@@ -1,7 +1,6 @@
 """PointPillars detector: state_dict == mmdet3d key for key, tensor and parameter counts, predict()."""
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +11,8 @@ from regnet_explore.detection.detector import STAGES, Detections, PointPillars
 from regnet_explore.detection.scatter import PointPillarsScatter
 from regnet_explore.errors import RegNetExploreError
 
-KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "keys"
+from .conftest import KEYS
+
 KEY_FILES = {
     "regnet-400mf-fpn-nus": "mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_nus-3d.keys",
     "regnet-400mf-secfpn-nus": "mmdet3d_hv_pointpillars_regnet-400mf_secfpn_sbn-all_nus-3d.keys",

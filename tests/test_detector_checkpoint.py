@@ -4,7 +4,6 @@ hostile files, and ImageNet RegNet weights into the backbone."""
 import os
 import pickle
 from collections import OrderedDict
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,7 +19,7 @@ from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import RegNet
 
-KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "keys"
+from .conftest import KEYS
 
 
 @pytest.fixture(scope="module")
