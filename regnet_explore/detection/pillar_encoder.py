@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from regnet_explore.parallel import moments
+
 
 class VFELayer(nn.Module):
     """Linear (no bias) + BatchNorm1d; norm is registered first, as in mmdet3d (state_dict order)."""
@@ -41,9 +43,10 @@ class VFELayer(nn.Module):
         bn = self.norm
         if bn.training or bn.running_mean is None:
             w = pad.to(y.dtype).unsqueeze(1)
-            total = len(y) + pad.sum()
-            mean = (y.sum(0) + (w * y_virtual).sum(0)) / total
-            var = (((y - mean) ** 2).sum(0) + (w * (y_virtual - mean) ** 2).sum(0)) / total
+            count = len(y) + pad.sum()
+            # summed over every process when training distributed: the statistics of the whole batch
+            mean, var, total = moments(y.sum(0) + (w * y_virtual).sum(0),
+                                       (y * y).sum(0) + (w * y_virtual * y_virtual).sum(0), count)
             if bn.training and bn.running_mean is not None:
                 with torch.no_grad():
                     bn.num_batches_tracked.add_(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from regnet_explore.train.engine import TrainConfig, train
 
@@ -39,6 +40,8 @@ def run_train(args: argparse.Namespace) -> int:
                       workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       progress=not args.no_progress)
     result = train(cfg)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
     val = [r for r in result.history if r.get("mode") == "val"]
     print(f"checkpoint: {result.checkpoint}\nlog: {result.work_dir / 'train.log.json'}\n"
           f"curves: {result.work_dir / 'curves.png'}")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 from torch import nn
+
+from regnet_explore.parallel import distributed, moments
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def init_distributed(device: torch.device) -> DistEnv:
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     """Sum over ranks (no gradient); identity when not distributed."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if distributed():
         value = value.clone()
         dist.all_reduce(value)
     return value
@@ -59,23 +60,17 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        synced = self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if not synced:
+        if not (self.training and distributed()):
             return super().forward(x)
         dims = [d for d in range(x.dim()) if d != 1]
         count = x.new_tensor(float(x.numel() // x.shape[1]))
-        stats = torch.cat([x.sum(dims), (x * x).sum(dims), count[None]])
-        stats = dist_fn.all_reduce(stats)  # differentiable: gradients flow back to every rank's rows
-        c = x.shape[1]
-        total = stats[-1]
-        mean, meansq = stats[:c] / total, stats[c:2 * c] / total
-        var = meansq - mean * mean
+        mean, var, total = moments(x.sum(dims), (x * x).sum(dims), count)
         with torch.no_grad():
             self.num_batches_tracked += 1
             unbiased = var * total / (total - 1).clamp(min=1)
             self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
             self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
-        shape = [1, c] + [1] * (x.dim() - 2)
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         scale = torch.rsqrt(var + self.eps) * self.weight
         return x * scale.reshape(shape) + (self.bias - mean * scale).reshape(shape)
 
