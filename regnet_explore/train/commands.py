@@ -24,6 +24,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="epochs between evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
+    p.add_argument("--log-interval", type=int, default=d.log_interval, help="iterations between log records")
     p.add_argument("--sweeps", type=int, default=d.sweeps)
     p.add_argument("--workers", type=int, default=d.workers)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -36,7 +37,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(detector=args.config, data=args.data, version=args.version, work_dir=args.work_dir,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters,
                       seed=args.seed, crop=args.crop, max_iters_per_epoch=args.max_iters,
-                      eval_interval=args.eval_interval, evaluate=not args.no_eval, sweeps=args.sweeps,
+                      eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval, sweeps=args.sweeps,
                       workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       progress=not args.no_progress)
     result = train(cfg)
