@@ -87,10 +87,13 @@ class HardVFE(nn.Module):
 
     def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor) -> torch.Tensor:
         m, p = voxels.shape[:2]
-        valid = torch.arange(p, device=voxels.device) < num_points.unsqueeze(1)
-        points = voxels[valid]
-        pillar = torch.repeat_interleave(torch.arange(m, device=voxels.device), num_points.clamp(max=p))
-        pad = p - num_points.clamp(max=p)
+        counts = num_points.clamp(max=p)
+        pillar = torch.repeat_interleave(torch.arange(m, device=voxels.device), counts)
+        # real points are the first counts[j] slots of pillar j: gather them by flat slot index
+        first = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(len(pillar), device=voxels.device) - first[pillar]
+        points = voxels.reshape(m * p, voxels.shape[2]).index_select(0, pillar * p + slot)
+        pad = p - counts
         has_pad = (pad > 0).unsqueeze(1)
         x = self.decorate(voxels, num_points, coors, pillar, points)
         x_virtual = x.new_zeros((m, x.shape[1]))

@@ -37,8 +37,8 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(detector=args.config, data=args.data, version=args.version, work_dir=args.work_dir,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters,
                       seed=args.seed, crop=args.crop, max_iters_per_epoch=args.max_iters,
-                      eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval, sweeps=args.sweeps,
-                      workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
+                      eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
+                      sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       progress=not args.no_progress)
     result = train(cfg)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from regnet_explore.data.dataset import DetectionData, open_dataset
+from regnet_explore.data.dataset import NUSCENES_VERSIONS, DetectionData, open_dataset
 from regnet_explore.detection.checkpoint import read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, get_config
 from regnet_explore.detection.detector import PointPillars
@@ -149,9 +149,12 @@ def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | N
     return str(ensure_default_dataset(cfg.dataset)), train.version
 
 
-def _splits(cfg: DetectorConfig, train: TrainConfig, version: str | None) -> tuple[str | None, str | None]:
+def _splits(cfg: DetectorConfig, train: TrainConfig, root: str,
+            version: str | None) -> tuple[str | None, str | None]:
     if cfg.dataset == "nuscenes":
-        mini = version is None or version.endswith("mini")
+        if version is None:  # as open_dataset picks it: the first version folder present
+            version = next((v for v in NUSCENES_VERSIONS if (Path(root) / v).is_dir()), "v1.0-mini")
+        mini = version.endswith("mini")
         return (train.train_split or ("mini_train" if mini else "train"),
                 train.val_split or ("mini_val" if mini else "val"))
     return train.train_split or "train", train.val_split or "val"
@@ -210,7 +213,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     base_lr = tc.lr if tc.lr is not None else sched.scaled_lr(batch * env.world_size)
 
     root, version = _default_data(det_cfg, tc)
-    train_split, val_split = _splits(det_cfg, tc, version)
+    train_split, val_split = _splits(det_cfg, tc, root, version)
     train_data = open_dataset(det_cfg.dataset, root, version, train_split, sweeps=tc.sweeps)
     dataset = TrainingSet(train_data, det_cfg, tc.seed, AugmentConfig())
     sampler = EpochBatches(len(dataset), batch, env, tc.seed, tc.max_iters_per_epoch)
