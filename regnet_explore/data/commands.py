@@ -14,6 +14,7 @@ import numpy as np
 from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, open_dataset
 from regnet_explore.data.synthetic import FORMATS, ensure_default_dataset, synthesize
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import load_checkpoint
 
 
 def _default_split(data_fmt: str, version: str) -> str:
@@ -55,13 +56,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _load_detections(path: str) -> dict:
-    import torch
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise RegNetExploreError(f"{path}: no such detections file") from None
-    except Exception as e:  # torch raises assorted unpickling errors for non-checkpoint files
-        raise RegNetExploreError(f"{path}: not a torch detections file ({type(e).__name__})") from None
+    raw = load_checkpoint(path)
     if not isinstance(raw, dict):
         raise RegNetExploreError(f"{path}: expected a dict of sample token -> {{boxes, scores, labels}}")
     return {t: {k: np.asarray(v) for k, v in d.items()} for t, d in raw.items()}
