@@ -107,3 +107,19 @@ def test_python_api_logs_and_checkpoints(nus_root, tmp_path):
     assert meta["epoch"] == 1 and meta["CLASSES"][0] == "car" and "optimizer" in ckpt
     assert any(k.startswith("pts_backbone.layer4") for k in state)
     assert (tmp_path / "curves.png").stat().st_size > 5000
+
+
+def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
+    from regnet_explore.detection.checkpoint import export_weights
+    from regnet_explore.detection.detector import PointPillars
+
+    cfg = TrainConfig(detector=DETECTOR, data=str(nus_root), work_dir=str(tmp_path), epochs=1, batch_size=2, crop=8,
+                      warmup_iters=2, max_iters_per_epoch=1, evaluate=False, progress=False, sweeps=2)
+    result = train(cfg)
+    size = export_weights(result.checkpoint, tmp_path / "half.pth")
+    assert size < 0.6 * result.checkpoint.stat().st_size  # fp16 and no optimizer state
+    model = PointPillars.from_config(crop_config(get_config(DETECTOR), 8), checkpoint=tmp_path / "half.pth")
+    full, _ = read_checkpoint(result.checkpoint)
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, full[key], rtol=1e-3, atol=1e-4), key

@@ -114,3 +114,18 @@ def load_pretrained_backbone(detector: nn.Module, path: str | os.PathLike) -> Pr
                                  f"{detector.cfg.name} (a different RegNet size or layout?)")
     log.warning("%s: %s", path, report.describe())
     return report
+
+
+def export_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = True) -> int:
+    """Weights only (no optimizer), floating tensors in fp16 when ``half``: the shipped-checkpoint format.
+
+    Loading casts them back to the model's dtype. Returns the number of bytes written.
+    """
+    state, meta = read_checkpoint(src)
+    if half:
+        state = OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in state.items())
+    keep = {k: meta[k] for k in ("CLASSES", "dataset_meta", "config", "legacy", "epoch", "iter", "seed", "train")
+            if k in meta}
+    save_checkpoint_atomic({"meta": {**keep, "exported_from": os.fspath(src), "fp16": half}, "state_dict": state},
+                           dst)
+    return os.path.getsize(dst)

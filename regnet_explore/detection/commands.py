@@ -28,6 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_infer)
     c = subparsers.add_parser("configs", help="list the detector configs with size and cost")
     c.set_defaults(func=run_configs)
+    e = subparsers.add_parser("export", help="a training checkpoint -> weights only, fp16 (the shipped format)")
+    e.add_argument("checkpoint")
+    e.add_argument("out")
+    e.add_argument("--fp32", action="store_true", help="keep float32")
+    e.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from regnet_explore.detection.checkpoint import export_weights
+
+    size = export_weights(args.checkpoint, args.out, half=not args.fp32)
+    print(f"{args.out}: {size / 2**20:.1f} MiB")
+    return 0
 
 
 def key_frame_points(raw: np.ndarray, path: str) -> np.ndarray:
