@@ -20,6 +20,7 @@ from regnet_explore.data.sweeps import aggregate_sweeps
 from regnet_explore.data.synthetic import SYNTHETIC_MARKER
 from regnet_explore.errors import RegNetExploreError
 
+NETWORK_DIMS = [0, 1, 2, 4]  # of (x, y, z, intensity, time lag): intensity is not a network input
 NUSCENES_VERSIONS = ("v1.0-mini", "v1.0-trainval", "v1.0-test")
 LYFT_VERSIONS = ("v1.01-train", "v1.01-test")
 NUSCENES_SPLITS = {"v1.0-mini": ("mini_train", "mini_val"), "v1.0-trainval": ("train", "val"),
@@ -41,6 +42,10 @@ class Sample:
     num_lidar_pts: np.ndarray
     lidar2ego: np.ndarray
     ego2global: np.ndarray
+
+    def network_points(self) -> np.ndarray:
+        """(N, 4) x, y, z, time lag: the detector's input (mmdetection3d keeps dims [0, 1, 2, 4])."""
+        return self.points[:, NETWORK_DIMS]
 
 
 @dataclass(frozen=True)

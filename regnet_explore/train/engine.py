@@ -93,14 +93,13 @@ class TrainingSet(torch.utils.data.Dataset):
 
     def __init__(self, data: DetectionData, cfg: DetectorConfig, seed: int, augment_cfg: AugmentConfig | None):
         self.data, self.cfg, self.seed, self.augment_cfg, self.epoch = data, cfg, seed, augment_cfg, 0
-        self.dims = [0, 1, 2, 4][: cfg.point_dims] if cfg.point_dims <= 4 else list(range(cfg.point_dims))
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.data.sample(index)
-        sample = Sample3D(s.points[:, self.dims], s.gt_boxes[:, : self.cfg.code_size], s.gt_labels)
+        sample = Sample3D(s.network_points(), s.gt_boxes[:, : self.cfg.code_size], s.gt_labels)
         if self.augment_cfg is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             sample = augment(sample, self.augment_cfg, self.cfg.point_cloud_range, rng)
@@ -163,7 +162,6 @@ def _splits(cfg: DetectorConfig, train: TrainConfig, root: str,
 def predict_split(model: PointPillars, data: DetectionData, score_thr: float | None = None,
                   progress: bool = False) -> dict[str, dict]:
     """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy)."""
-    dims = [0, 1, 2, 4][: model.cfg.point_dims]
     out = {}
     tokens = data.tokens
     if progress:
@@ -171,7 +169,7 @@ def predict_split(model: PointPillars, data: DetectionData, score_thr: float | N
 
         tokens = tqdm(tokens, desc="inference", leave=False)
     for token in tokens:
-        det = model.predict(data.sample(token).points[:, dims], score_thr=score_thr)
+        det = model.predict(data.sample(token).network_points(), score_thr=score_thr)
         out[token] = {"boxes": det.boxes.cpu().numpy(), "scores": det.scores.cpu().numpy(),
                       "labels": det.labels.cpu().numpy()}
     return out
