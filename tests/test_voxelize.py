@@ -110,3 +110,19 @@ def test_grid_size_of_reference_ranges():
     assert grid_size(RANGE, SIZE) == (400, 400, 1)
     assert grid_size((-80, -80, -5, 80, 80, 3), SIZE) == (640, 640, 1)
     assert grid_size((-100, -100, -5, 100, 100, 3), SIZE) == (800, 800, 1)
+
+
+def test_spconv_buffers_never_leak_between_calls():
+    """spconv's generator is cached and reuses its buffers: batches and copies must not see later clouds."""
+    if not spconv_runs_on(torch.device("cpu")):
+        pytest.skip("spconv has no CPU kernels here")
+    a, b = cloud(2000, seed=3), cloud(2500, seed=4)
+    single_a = voxelize([a], SIZE, RANGE, 32, 10000, backend="spconv")
+    kept = single_a.voxels.clone()
+    voxelize([b], SIZE, RANGE, 32, 10000, backend="spconv")  # reuses the buffers
+    assert torch.equal(single_a.voxels, kept)  # copy=True (the default) owns its tensors
+    batch = voxelize([a, b], SIZE, RANGE, 32, 10000, backend="spconv")
+    only_b = voxelize([b], SIZE, RANGE, 32, 10000, backend="spconv")
+    n_a = len(kept)
+    assert torch.equal(batch.voxels[:n_a], kept) and torch.equal(batch.voxels[n_a:], only_b.voxels)
+    assert torch.equal(batch.coors[n_a:, 1:], only_b.coors[:, 1:]) and bool((batch.coors[n_a:, 0] == 1).all())

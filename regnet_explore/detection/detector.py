@@ -138,7 +138,9 @@ class PointPillars(nn.Module):
 
     def voxelize(self, clouds: Sequence[torch.Tensor]) -> Voxels:
         max_voxels = self.cfg.max_voxels[0 if self.training else 1]
-        return voxelize(clouds, self.cfg.voxel_size, self.cfg.point_cloud_range, self.cfg.max_points, max_voxels)
+        # the encoder consumes the pillars before the next voxelization: no copy of spconv's buffers needed
+        return voxelize(clouds, self.cfg.voxel_size, self.cfg.point_cloud_range, self.cfg.max_points, max_voxels,
+                        copy=False)
 
     def encode(self, vox: Voxels, batch_size: int) -> torch.Tensor:
         """Pillar features scattered into the (B, 64, ny, nx) BEV image."""

@@ -39,7 +39,7 @@ class VFELayer(nn.Module):
         return scale, bn.bias - bn.running_mean * scale
 
     def normalize(self, y: torch.Tensor, y_virtual: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """BN of real rows y (N, C) and virtual rows y_virtual (M, C) weighted by pad (M,) slots each."""
+        """BN of real rows y (N, C) and virtual rows y_virtual (M or 1, C) weighted by pad (M,) slots each."""
         bn = self.norm
         if bn.training or bn.running_mean is None:
             w = pad.to(y.dtype).unsqueeze(1)
@@ -96,7 +96,8 @@ class HardVFE(nn.Module):
         pad = p - counts
         has_pad = (pad > 0).unsqueeze(1)
         x = self.decorate(voxels, num_points, coors, pillar, points)
-        x_virtual = x.new_zeros((m, x.shape[1]))
+        # padded slots have all-zero inputs: one shared row until a layer adds its per-pillar max (broadcasting)
+        x_virtual = x.new_zeros((1, x.shape[1]))
         agg = None
         for i, layer in enumerate(self.vfe_layers):
             weight, shift = layer.linear.weight, None
@@ -130,6 +131,6 @@ class HardVFE(nn.Module):
 
 def pillar_max(rows: torch.Tensor, virtual: torch.Tensor, pillar: torch.Tensor, has_pad: torch.Tensor,
                neutral: float) -> torch.Tensor:
-    """Per-pillar max (M, C) of real rows (N, C) and, for pillars with padding, their virtual row (M, C)."""
-    start = virtual.masked_fill(~has_pad, neutral)
+    """Per-pillar max (M, C) of real rows (N, C) and, for pillars with padding, their virtual row (M or 1, C)."""
+    start = torch.where(has_pad, virtual, torch.tensor(neutral, dtype=rows.dtype, device=rows.device))
     return start.scatter_reduce(0, pillar[:, None].expand(-1, rows.shape[1]), rows, "amax", include_self=True)

@@ -10,6 +10,7 @@ vectorized torch implementation (sort / unique) for everything else.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -93,23 +94,35 @@ def voxelize_torch(points: torch.Tensor, voxel_size: Sequence[float], point_clou
 
 def voxelize_spconv(points: torch.Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float],
                     max_points: int, max_voxels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`voxelize_torch`, through spconv's ``PointToVoxel``."""
+    """Same contract as :func:`voxelize_torch`, through spconv's ``PointToVoxel``.
+
+    The tensors are views of the cached generator's buffers: valid until the next call with the same geometry
+    (:func:`voxelize` copies them unless told the caller consumes them first).
+    """
+    gen = _point_to_voxel(tuple(voxel_size), tuple(point_cloud_range), points.shape[1], max_voxels, max_points,
+                          str(points.device))
+    return gen(points.contiguous())
+
+
+@functools.lru_cache(maxsize=8)
+def _point_to_voxel(voxel_size: tuple, point_cloud_range: tuple, features: int, max_voxels: int, max_points: int,
+                    device: str):
+    """One generator per geometry and device: it owns ~40 MB of buffers and a hash grid, allocated once."""
     from spconv.pytorch.utils import PointToVoxel
 
-    gen = PointToVoxel(vsize_xyz=list(voxel_size), coors_range_xyz=list(point_cloud_range),
-                       num_point_features=points.shape[1], max_num_voxels=max_voxels,
-                       max_num_points_per_voxel=max_points, device=points.device)
-    voxels, coors, num_points = gen(points.contiguous())
-    # spconv returns views of its own buffers
-    return voxels.clone(), coors.clone(), num_points.clone()
+    return PointToVoxel(vsize_xyz=list(voxel_size), coors_range_xyz=list(point_cloud_range),
+                        num_point_features=features, max_num_voxels=max_voxels, max_num_points_per_voxel=max_points,
+                        device=torch.device(device))
 
 
 def voxelize(clouds: torch.Tensor | Sequence[torch.Tensor], voxel_size: Sequence[float],
              point_cloud_range: Sequence[float], max_points: int, max_voxels: int,
-             backend: Backend = "auto") -> Voxels:
+             backend: Backend = "auto", copy: bool = True) -> Voxels:
     """A cloud (N, C) or a list of clouds -> :class:`Voxels` for the batch, on the clouds' device.
 
     Empty clouds and clouds entirely out of range give no pillars; rows with NaN/inf are dropped with a warning.
+    ``copy=False`` lets a single cloud's pillars alias spconv's buffers (no 40 MB copy): for callers that use them
+    before voxelizing again, as the detector does.
     """
     if isinstance(clouds, torch.Tensor):
         clouds = [clouds]
@@ -124,8 +137,13 @@ def voxelize(clouds: torch.Tensor | Sequence[torch.Tensor], voxel_size: Sequence
         if len(pts) == 0:
             use_spconv = False  # spconv rejects empty input
         fn = voxelize_spconv if use_spconv else voxelize_torch
+        aliased = use_spconv
         v, c, n = fn(pts, voxel_size, point_cloud_range, max_points, max_voxels)
+        if aliased and len(clouds) > 1:  # the next cloud reuses spconv's buffers
+            v = v.clone()
         out_v.append(v)
         out_n.append(n.long())
         out_c.append(torch.cat([torch.full_like(c[:, :1], b), c], dim=1).long())
+    if len(clouds) == 1:
+        return Voxels(out_v[0].clone() if copy and aliased else out_v[0], out_n[0], out_c[0])
     return Voxels(torch.cat(out_v), torch.cat(out_n), torch.cat(out_c))
