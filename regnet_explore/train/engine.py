@@ -220,6 +220,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
 
     torch.manual_seed(tc.seed)
     model = PointPillars(det_cfg).to(device)
+    model.mixed_precision = False  # the detector's inference autocast; training follows tc.amp (with loss scaling)
     if env.distributed:
         model = convert_batchnorm(model).to(device)
     model.train()
