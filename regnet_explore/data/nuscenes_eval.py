@@ -92,12 +92,13 @@ def check_submission(data: NuScenesData, result_path: str | os.PathLike) -> None
 
 
 def evaluate_submission(data: NuScenesData, result_path: str | os.PathLike, output_dir: str | os.PathLike,
-                        verbose: bool = False) -> dict:
+                        verbose: bool = False, class_range: float | None = None) -> dict:
     """Run the devkit's ``DetectionEval`` (config detection_cvpr_2019) on a results JSON; returns the metrics.
 
     Returned keys: ``mAP``, ``NDS``, ``mATE`` ... ``mAAE``, ``class_AP`` {class: AP}, ``class_AP_dist``
     {class: {threshold: AP}}, ``class_tp_errors`` {class: {trans_err ...: value}}. The devkit also writes
-    ``metrics_summary.json`` and ``metrics_details.json`` into ``output_dir``.
+    ``metrics_summary.json`` and ``metrics_details.json`` into ``output_dir``. ``class_range`` (m) replaces the
+    config's per-class ranges (50/40/30 m), e.g. for a model trained and run on a cropped range.
     """
     from nuscenes import NuScenes
     from nuscenes.eval.common.config import config_factory
@@ -110,7 +111,10 @@ def evaluate_submission(data: NuScenesData, result_path: str | os.PathLike, outp
         if not any(json.load(f)["results"].values()):
             return empty_metrics()  # the devkit crashes on a submission without a single box
     nusc = NuScenes(version=data.version, dataroot=str(data.dataroot), verbose=verbose)
-    evaluator = DetectionEval(nusc, config=config_factory("detection_cvpr_2019"), result_path=str(result_path),
+    config = config_factory("detection_cvpr_2019")
+    if class_range is not None:
+        config.class_range = {name: class_range for name in config.class_range}
+    evaluator = DetectionEval(nusc, config=config, result_path=str(result_path),
                               eval_set=data.split, output_dir=str(output_dir), verbose=verbose)
     summary = evaluator.main(plot_examples=0, render_curves=False)
     return summarize(summary)
@@ -136,7 +140,7 @@ def summarize(summary: Mapping) -> dict:
 
 
 def evaluate_nuscenes(data: NuScenesData, detections: Mapping[str, Mapping], output_dir: str | os.PathLike,
-                      verbose: bool = False) -> dict:
+                      verbose: bool = False, class_range: float | None = None) -> dict:
     """Detections -> ``<output_dir>/results_nusc.json`` -> DetectionEval; returns the metrics (see above)."""
     path = write_submission(data, detections, Path(output_dir) / "results_nusc.json")
-    return evaluate_submission(data, path, output_dir, verbose)
+    return evaluate_submission(data, path, output_dir, verbose, class_range)

@@ -175,8 +175,12 @@ def predict_split(model: PointPillars, data: DetectionData, score_thr: float | N
     return out
 
 
-def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | Path) -> dict:
-    """The official metric of the dataset (nuScenes DetectionEval / Lyft mAP) of ``model`` on ``data``'s split."""
+def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | Path,
+                   class_range: float | None = None) -> dict:
+    """The official metric of the dataset (nuScenes DetectionEval / Lyft mAP) of ``model`` on ``data``'s split.
+
+    ``class_range`` (m, nuScenes) limits the evaluated boxes to that distance, for a model on a cropped range.
+    """
     from regnet_explore.data.dataset import LyftData
     from regnet_explore.data.lyft_eval import evaluate_lyft
     from regnet_explore.data.nuscenes_eval import evaluate_nuscenes
@@ -185,7 +189,7 @@ def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | P
     if isinstance(data, LyftData):
         return evaluate_lyft(data, detections)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return evaluate_nuscenes(data, detections, output_dir)
+    return evaluate_nuscenes(data, detections, output_dir, class_range=class_range)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -322,7 +326,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         if env.is_main and tc.evaluate and due:
             if val_data is None:
                 val_data = open_dataset(det_cfg.dataset, root, version, val_split, sweeps=tc.sweeps)
-            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}")
+            # a model trained on a crop is scored on the objects inside it
+            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}", class_range=tc.crop)
             model.train()
             emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **_flat_metrics(metrics)})
         if env.distributed:
