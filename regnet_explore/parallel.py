@@ -13,7 +13,8 @@ def distributed() -> bool:
 
 
 def global_sum(stats: torch.Tensor) -> torch.Tensor:
-    """Sum of ``stats`` over every process, differentiable (gradients reach every process's inputs).
+    """Sum of ``stats`` over every process, differentiable (gradients reach every process's inputs); also used
+    for plain counts and logged values.
 
     Identity when not running distributed.
     """

@@ -44,14 +44,6 @@ def init_distributed(device: torch.device) -> DistEnv:
     return env
 
 
-def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks (no gradient); identity when not distributed."""
-    if distributed():
-        value = value.clone()
-        dist.all_reduce(value)
-    return value
-
-
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the union of every rank's batch (1d or 2d inputs); plain BN when alone or in eval."""
 

@@ -29,8 +29,9 @@ from regnet_explore.detection.configs import DetectorConfig, get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import atomic_write
+from regnet_explore.parallel import global_sum
 from regnet_explore.train.augment import AugmentConfig, Sample3D, augment
-from regnet_explore.train.distributed import DistEnv, all_reduce_sum, convert_batchnorm, init_distributed
+from regnet_explore.train.distributed import DistEnv, convert_batchnorm, init_distributed
 from regnet_explore.train.losses import LossConfig, detection_loss
 from regnet_explore.train.schedule import ScheduleConfig, lr_at, make_optimizer
 from regnet_explore.train.targets import AssignerConfig, build_targets
@@ -280,7 +281,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             anchors = torch.cat(head.anchors([c.shape[-2:] for c in cls], device), dim=0)
             targets = build_targets(anchors, boxes, labels, det_cfg.num_classes, assign_cfg, head.dir_offset,
                                     head.dir_limit_offset)
-            global_pos = all_reduce_sum(torch.tensor(float(targets.num_pos), device=device)).item()
+            global_pos = global_sum(torch.tensor(float(targets.num_pos), device=device)).item()
             losses = detection_loss(cls, reg, dirs, targets, det_cfg.num_classes, loss_cfg,
                                     normalizer=global_pos / env.world_size)
             loss = sum(losses.values())
@@ -300,7 +301,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             values = {k: v.detach() for k, v in losses.items()}
             values["loss"] = loss.detach()
             for k, v in values.items():  # mean over ranks for the log
-                window.setdefault(k, []).append(all_reduce_sum(v.float()).item() / env.world_size)
+                window.setdefault(k, []).append(global_sum(v.float()).item() / env.world_size)
             window.setdefault("grad_norm", []).append(float(grad_norm))
             window.setdefault("data_time", []).append(data_time)
             window.setdefault("time", []).append(time.perf_counter() - t_data)
