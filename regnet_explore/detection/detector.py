@@ -109,6 +109,21 @@ class PointPillars(nn.Module):
         self.mixed_precision = True
         self._folded: tuple[tuple, nn.Module, nn.Module] | None = None
 
+    def set_geometry(self, cfg: DetectorConfig) -> PointPillars:
+        """Run the same network on another BEV range or grid (a training window, or back to the full range).
+
+        Only the parameter-free geometry changes: voxelization range, pillar centres, canvas size, anchors.
+        """
+        if (cfg.voxel_size, cfg.anchors.sizes, cfg.anchors.rotations) != (
+                self.cfg.voxel_size, self.cfg.anchors.sizes, self.cfg.anchors.rotations):
+            raise RegNetExploreError(f"{cfg.name}: set_geometry changes the range only; voxel size, anchor sizes "
+                                     f"and rotations must equal those of {self.cfg.name}")
+        self.cfg = cfg
+        self.pts_voxel_encoder.set_range(cfg.point_cloud_range)
+        self.pts_middle_encoder.ny, self.pts_middle_encoder.nx = cfg.bev_shape
+        self.pts_bbox_head.set_anchor_ranges(cfg.anchors.ranges)
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device

@@ -85,6 +85,11 @@ class AnchorHead(nn.Module):
         return ([self.conv_cls(x) for x in feats], [self.conv_reg(x) for x in feats],
                 [self.conv_dir_cls(x) for x in feats])
 
+    def set_anchor_ranges(self, ranges: Sequence[Sequence[float]]) -> None:
+        """Move the anchors to another BEV range (same sizes and rotations)."""
+        self.anchor_config = dataclasses.replace(self.anchor_config, ranges=tuple(tuple(r) for r in ranges))
+        self._anchor_cache.clear()
+
     def anchors(self, feature_sizes: Sequence[tuple[int, int]], device: torch.device) -> list[torch.Tensor]:
         """Anchors per level for these map sizes, built once per (sizes, device)."""
         key = (tuple(tuple(s) for s in feature_sizes), str(device))

@@ -68,12 +68,15 @@ class HardVFE(nn.Module):
                      -50, -50, -5, 50, 50, 3), eps: float = 1e-3, momentum: float = 0.01):
         super().__init__()
         self.voxel_size = tuple(float(v) for v in voxel_size)
-        # centre of cell 0 along x, y, z
-        self.offset = tuple(self.voxel_size[i] / 2 + point_cloud_range[i] for i in range(3))
+        self.set_range(point_cloud_range)
         widths = [in_channels + 6, *feat_channels]
         self.vfe_layers = nn.ModuleList(
             VFELayer(widths[i] * (2 if i > 0 else 1), widths[i + 1], eps, momentum) for i in range(len(feat_channels)))
         self.out_channels = widths[-1]
+
+    def set_range(self, point_cloud_range: Sequence[float]) -> None:
+        # centre of cell 0 along x, y, z
+        self.offset = tuple(self.voxel_size[i] / 2 + point_cloud_range[i] for i in range(3))
 
     def decorate(self, voxels: torch.Tensor, num_points: torch.Tensor, coors: torch.Tensor,
                  pillar: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
+    p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement,
+                   help="center: one crop around the ego, scored inside it; random: a window anywhere in the full "
+                        "range per batch, scored on the full range")
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="epochs between evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
@@ -36,7 +39,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(detector=args.config, data=args.data, version=args.version, work_dir=args.work_dir,
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters,
-                      seed=args.seed, crop=args.crop, max_iters_per_epoch=args.max_iters,
+                      seed=args.seed, crop=args.crop, crop_placement=args.crop_placement,
+                      max_iters_per_epoch=args.max_iters,
                       eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       progress=not args.no_progress)

@@ -41,7 +41,7 @@ from regnet_explore.train.targets import AssignerConfig, build_targets
 class TrainConfig:
     """One training run. ``None`` fields take the detector config's reference values."""
 
-    detector: str = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
+    detector: str | DetectorConfig = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
     data: str | None = None  # dataroot; None: the default synthetic set of the detector's dataset
     version: str | None = None
     train_split: str | None = None
@@ -53,6 +53,9 @@ class TrainConfig:
     warmup_iters: int = 1000
     seed: int = 0
     crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
+    # 'center': the crop around the ego, scored inside it; 'random': each batch a window anywhere in the full
+    # range (absolute coordinates kept, so the weights see every distance), scored on the full range
+    crop_placement: str = "center"
     max_iters_per_epoch: int | None = None
     sweeps: int = 10
     eval_interval: int = 0  # epochs between evaluations; 0: only after the last epoch
@@ -72,21 +75,44 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # the JSON log records (train and val)
 
 
-def crop_config(cfg: DetectorConfig, half_extent: float) -> DetectorConfig:
-    """The same network on a smaller square BEV range (weights trained on it load into the full config)."""
-    vx, vy = cfg.voxel_size[:2]
+CROP_ALIGN_CELLS = 8  # the coarsest feature stride: windows start on its grid so anchors match the full range
+
+
+def crop_config(cfg: DetectorConfig, half_extent: float, center: tuple[float, float] = (0.0, 0.0)) -> DetectorConfig:
+    """The same network on a smaller square BEV window around ``center`` (weights trained on it load into the
+    full config). The window's cells and anchors coincide with the full range's."""
+    vx = cfg.voxel_size[0]
+    step = CROP_ALIGN_CELLS * vx
     nx = round(2 * half_extent / vx)
-    if abs(nx * vx - 2 * half_extent) > 1e-6 or nx % 8:
+    if abs(nx * vx - 2 * half_extent) > 1e-6 or nx % CROP_ALIGN_CELLS:
         raise RegNetExploreError(f"crop {half_extent}: the grid ({2 * half_extent / vx:g} cells) must be a whole "
                                  "multiple of 8 cells so every feature level keeps an integer size (e.g. 25, 32)")
     pcr = cfg.point_cloud_range
-    voxel = dataclasses.replace(cfg.voxel, point_cloud_range=(-half_extent, -half_extent, pcr[2], half_extent,
-                                                              half_extent, pcr[5]))
+    cx, cy = center
+    if any(abs(c / step - round(c / step)) > 1e-6 for c in center):
+        raise RegNetExploreError(f"crop centre {center}: must lie on the {step:g} m grid of the coarsest feature map")
+    if not (pcr[0] <= cx - half_extent and cx + half_extent <= pcr[3]
+            and pcr[1] <= cy - half_extent and cy + half_extent <= pcr[4]):
+        raise RegNetExploreError(f"crop window {half_extent} m around {center} leaves the range {pcr[:2]}..{pcr[3:5]}")
+    voxel = dataclasses.replace(cfg.voxel, point_cloud_range=(cx - half_extent, cy - half_extent, pcr[2],
+                                                              cx + half_extent, cy + half_extent, pcr[5]))
     shrink = half_extent / pcr[3]
-    ranges = tuple((r[0] * shrink, r[1] * shrink, r[2], r[3] * shrink, r[4] * shrink, r[5])
+    ranges = tuple((r[0] * shrink + cx, r[1] * shrink + cy, r[2], r[3] * shrink + cx, r[4] * shrink + cy, r[5])
                    for r in cfg.anchors.ranges)
     anchors = dataclasses.replace(cfg.anchors, ranges=ranges)
-    return dataclasses.replace(cfg, voxel=voxel, anchors=anchors, name=f"{cfg.name}_crop{half_extent:g}")
+    where = f"_at{cx:g},{cy:g}" if center != (0.0, 0.0) else ""
+    return dataclasses.replace(cfg, voxel=voxel, anchors=anchors, name=f"{cfg.name}_crop{half_extent:g}{where}")
+
+
+def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Generator) -> DetectorConfig:
+    """A crop window drawn uniformly among the aligned positions inside the full range."""
+    step = CROP_ALIGN_CELLS * cfg.voxel_size[0]
+    pcr = cfg.point_cloud_range
+    center = []
+    for lo, hi in ((pcr[0], pcr[3]), (pcr[1], pcr[4])):
+        first, last = math.ceil((lo + half_extent) / step - 1e-9), math.floor((hi - half_extent) / step + 1e-9)
+        center.append(float(rng.integers(first, last + 1) * step))
+    return crop_config(cfg, half_extent, (center[0], center[1]))
 
 
 class TrainingSet(torch.utils.data.Dataset):
@@ -206,9 +232,11 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     if env.distributed and device.type == "cuda":
         device = torch.device("cuda", env.local_rank)
         torch.cuda.set_device(device)
-    det_cfg = get_config(tc.detector)
-    if tc.crop is not None:
-        det_cfg = crop_config(det_cfg, tc.crop)
+    full_cfg = get_config(tc.detector) if isinstance(tc.detector, str) else tc.detector
+    if tc.crop_placement not in ("center", "random"):
+        raise RegNetExploreError(f"crop_placement must be 'center' or 'random', got {tc.crop_placement!r}")
+    windows = tc.crop is not None and tc.crop_placement == "random"
+    det_cfg = crop_config(full_cfg, tc.crop) if tc.crop is not None else full_cfg
     batch = tc.batch_size or det_cfg.samples_per_gpu
     sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters,
                            decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)),
@@ -218,7 +246,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     root, version = _default_data(det_cfg, tc)
     train_split, val_split = _splits(det_cfg, tc, root, version)
     train_data = open_dataset(det_cfg.dataset, root, version, train_split, sweeps=tc.sweeps)
-    dataset = TrainingSet(train_data, det_cfg, tc.seed, AugmentConfig())
+    # with random windows the augmentation keeps the full range; the window's voxelizer cuts it
+    dataset = TrainingSet(train_data, full_cfg if windows else det_cfg, tc.seed, AugmentConfig())
     sampler = EpochBatches(len(dataset), batch, env, tc.seed, tc.max_iters_per_epoch)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
                                          num_workers=tc.workers, persistent_workers=False)
@@ -273,6 +302,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             lr = lr_at(sched, base_lr, epoch, iteration)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if windows:  # one window per global batch, the same on every rank
+                model.set_geometry(random_window(full_cfg, tc.crop, np.random.default_rng([tc.seed, epoch, i, 1])))
             clouds = [p.to(device, non_blocking=True) for p in points]
             boxes = [b.to(device) for b in boxes]
             labels = [lab.to(device) for lab in labels]
@@ -327,8 +358,11 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         if env.is_main and tc.evaluate and due:
             if val_data is None:
                 val_data = open_dataset(det_cfg.dataset, root, version, val_split, sweeps=tc.sweeps)
-            # a model trained on a crop is scored on the objects inside it
-            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}", class_range=tc.crop)
+            # a model trained on a centred crop is scored on the objects inside it, one trained on windows on all
+            if windows:
+                model.set_geometry(full_cfg)
+            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}",
+                                     class_range=None if windows else tc.crop)
             model.train()
             emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **_flat_metrics(metrics)})
         if env.distributed:
@@ -365,4 +399,4 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["TrainConfig", "TrainResult", "crop_config", "evaluate_model", "train"]
+__all__ = ["TrainConfig", "TrainResult", "crop_config", "evaluate_model", "random_window", "train"]
