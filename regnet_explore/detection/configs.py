@@ -10,7 +10,7 @@ alias. Copy one and change a field with ``dataclasses.replace``::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from regnet_explore.detection.anchors import AnchorConfig
@@ -18,6 +18,7 @@ from regnet_explore.detection.head import HeadTestConfig
 from regnet_explore.detection.voxelize import grid_size
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import out_channels
+from regnet_explore.regnet.design import RegNetStages
 
 NUSCENES_CLASSES = ("car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
                     "pedestrian", "traffic_cone", "barrier")
@@ -56,7 +57,7 @@ class BackboneConfig:
     ``second_channels``)."""
 
     type: Literal["regnet", "second"] = "regnet"
-    arch: str = "regnetx_400mf"
+    arch: str | RegNetStages = "regnetx_400mf"  # a zoo name, or explicit stages (a sampled network)
     stem_channels: int = 64
     strides: tuple[int, ...] = (1, 2, 2, 2)
     out_indices: tuple[int, ...] = (1, 2, 3)
@@ -79,7 +80,11 @@ class BackboneConfig:
     @property
     def label(self) -> str:
         """'SECOND' or e.g. 'RegNetX-400MF'."""
-        return "SECOND" if self.type == "second" else "RegNetX-" + self.arch.removeprefix("regnetx_").upper()
+        if self.type == "second":
+            return "SECOND"
+        if isinstance(self.arch, RegNetStages):
+            return "RegNet(" + "-".join(map(str, self.arch.widths)) + ")"
+        return "RegNetX-" + self.arch.removeprefix("regnetx_").upper()
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,15 @@ def _all_configs() -> dict[str, DetectorConfig]:
 
 CONFIGS: dict[str, DetectorConfig] = _all_configs()
 ALIASES: dict[str, str] = {cfg.alias: name for name, cfg in CONFIGS.items()}
+
+
+def with_backbone(cfg: DetectorConfig, stages: RegNetStages, name: str | None = None) -> DetectorConfig:
+    """``cfg`` with another RegNet backbone (explicit stages, e.g. a sampled network); the neck follows its widths."""
+    if cfg.backbone.type != "regnet":
+        raise RegNetExploreError(f"{cfg.name} has a {cfg.backbone.type} backbone; start from a RegNet config")
+    backbone = replace(cfg.backbone, arch=stages, pretrained=None)
+    neck = replace(cfg.neck, in_channels=tuple(backbone.out_channels))
+    return replace(cfg, backbone=backbone, neck=neck, name=name or f"{cfg.name}@{backbone.label}")
 
 
 def get_config(name: str) -> DetectorConfig:
