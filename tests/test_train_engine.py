@@ -17,7 +17,10 @@ from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.configs import get_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, crop_config, train
+import numpy as np
+
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.train.engine import TrainConfig, crop_config, random_window, train
 
 DETECTOR = "regnet-400mf-fpn-nus"
 # a 16 m x 16 m crop (64 x 64 cells): the same network, cheap enough for the tests
@@ -53,6 +56,44 @@ def test_crop_config_keeps_the_network():
     assert crop.anchors.ranges[0][3] == pytest.approx(8.0)
     with pytest.raises(RegNetExploreError, match="multiple of 8 cells"):
         crop_config(full, 25.6)
+
+
+def test_window_sees_what_the_full_range_sees():
+    """A window off the ego is an exact slice of the full-range canvas and anchors: what is learnt on it is what
+    the full network computes there."""
+    torch.manual_seed(0)
+    full = get_config(DETECTOR)
+    model = PointPillars(full).eval()
+    points = torch.rand(4000, 4) * torch.tensor([100.0, 100.0, 6.0, 0.0]) - torch.tensor([50.0, 50.0, 4.0, 0.0])
+    with torch.no_grad():
+        canvas = model.encode(model.voxelize([points]), 1)
+        window = crop_config(full, 8, center=(-16.0, 24.0))  # x -24..-8, y 16..32
+        model.set_geometry(window)
+        part = model.encode(model.voxelize([points]), 1)
+        anchors = model.pts_bbox_head.anchors([(32, 32), (16, 16), (8, 8)], torch.device("cpu"))[0]
+        model.set_geometry(full)
+        full_anchors = model.pts_bbox_head.anchors([(200, 200), (100, 100), (50, 50)], torch.device("cpu"))[0]
+    x0, y0 = (-24 + 50) * 4, (16 + 50) * 4
+    assert part.shape[-2:] == (64, 64) and part.abs().sum() > 0
+    torch.testing.assert_close(part, canvas[..., y0:y0 + 64, x0:x0 + 64])
+    a = full_anchors.shape[0] // (200 * 200)  # anchors per cell at the first level (stride 2)
+    grid = full_anchors.view(200, 200, a, -1)[y0 // 2:y0 // 2 + 32, x0 // 2:x0 // 2 + 32]
+    torch.testing.assert_close(anchors.view(32, 32, a, -1), grid)
+
+
+def test_random_windows_are_aligned_inside_and_seeded():
+    full = get_config(DETECTOR)
+    centers = {random_window(full, 25, np.random.default_rng([0, e])).point_cloud_range[:2] for e in range(200)}
+    assert len(centers) > 50
+    for x0, y0 in centers:
+        assert -50 <= x0 and x0 + 50 <= 50 and -50 <= y0 and y0 + 50 <= 50
+        assert (x0 + 25) % 2 == 0 and (y0 + 25) % 2 == 0  # on the 8-cell (2 m) grid of the coarsest map
+    again = random_window(full, 25, np.random.default_rng([0, 7])).point_cloud_range
+    assert again == random_window(full, 25, np.random.default_rng([0, 7])).point_cloud_range
+    with pytest.raises(RegNetExploreError, match="leaves the range"):
+        crop_config(full, 25, center=(30.0, 0.0))
+    with pytest.raises(RegNetExploreError, match="grid of the coarsest"):
+        crop_config(full, 25, center=(1.0, 0.0))
 
 
 @pytest.mark.slow

@@ -1,0 +1,1 @@
+"""Statistics over populations of sampled models: error EDFs, complexity normalisation, bootstrap bands."""
