@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "regnet_explore.detection.commands",
     "regnet_explore.data.commands",
     "regnet_explore.train.commands",
+    "regnet_explore.analysis.commands",
     "regnet_explore.demo",
 )
 

@@ -10,16 +10,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.configs import get_config
+from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.train.curves import read_log
-import numpy as np
-
-from regnet_explore.detection.detector import PointPillars
 from regnet_explore.train.engine import TrainConfig, crop_config, random_window, train
 
 DETECTOR = "regnet-400mf-fpn-nus"

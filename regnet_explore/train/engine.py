@@ -175,7 +175,7 @@ def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | N
     return str(ensure_default_dataset(cfg.dataset)), train.version
 
 
-def _splits(cfg: DetectorConfig, train: TrainConfig, root: str,
+def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
             version: str | None) -> tuple[str | None, str | None]:
     if cfg.dataset == "nuscenes":
         if version is None:  # as open_dataset picks it: the first version folder present
@@ -244,7 +244,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     base_lr = tc.lr if tc.lr is not None else sched.scaled_lr(batch * env.world_size)
 
     root, version = _default_data(det_cfg, tc)
-    train_split, val_split = _splits(det_cfg, tc, root, version)
+    train_split, val_split = default_splits(det_cfg, tc, root, version)
     train_data = open_dataset(det_cfg.dataset, root, version, train_split, sweeps=tc.sweeps)
     # with random windows the augmentation keeps the full range; the window's voxelizer cuts it
     dataset = TrainingSet(train_data, full_cfg if windows else det_cfg, tc.seed, AugmentConfig())
@@ -364,7 +364,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}",
                                      class_range=None if windows else tc.crop)
             model.train()
-            emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **_flat_metrics(metrics)})
+            emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **flat_metrics(metrics)})
         if env.distributed:
             torch.distributed.barrier()
     if env.is_main:
@@ -374,7 +374,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     return TrainResult(work_dir, latest, history)
 
 
-def _flat_metrics(metrics: dict) -> dict:
+def flat_metrics(metrics: dict) -> dict:
     """Scalars of a metrics dict, per-class APs flattened as ``AP_<class>`` (NaN/inf left out)."""
     flat = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
     flat.update({f"AP_{c}": float(v) for c, v in metrics.get("class_AP", {}).items()})
@@ -399,4 +399,5 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["TrainConfig", "TrainResult", "crop_config", "evaluate_model", "random_window", "train"]
+__all__ = ["TrainConfig", "TrainResult", "crop_config", "default_splits", "evaluate_model", "flat_metrics",
+           "random_window", "train"]

@@ -1,0 +1,137 @@
+"""``regnet-explore sweep`` (train a population of sampled backbones) and ``sweep-report`` (its results table)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, SweepConfig, load_results, run_sweep
+from regnet_explore.regnet.sampling import SPACES
+
+REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give I/N with 0 <= I < N, e.g. 0/4")
+    return int(i), int(n)
+
+
+def _window(low: float | None, high: float | None, unit: float) -> tuple[float, float] | None:
+    if low is None and high is None:
+        return None
+    return (low or 0.0) * unit, high * unit if high is not None else sys.float_info.max
+
+
+def _joined(values) -> str:
+    return "-".join(f"{v:g}" for v in values)
+
+
+def describe(row: pd.Series | dict) -> str:
+    """A model in one line: complexity, then its design parameters (the six RegNet numbers where present) and
+    the stages it builds."""
+    parts = [f"{row['flops'] / 1e9:.3f} GFLOPs, {row['params_count'] / 1e6:.2f} M params"]
+    regnet = [f"{k} {row[k]:g}" for k in REGNET_PARAMS if k in row and pd.notna(row[k])]
+    if regnet:
+        parts.append(", ".join(regnet))
+    parts.append(f"widths {_joined(row['stage_widths'])}, depths {_joined(row['stage_depths'])}, "
+                 f"group widths {_joined(row['stage_group_widths'])}, bottleneck {_joined(row['stage_bot_muls'])}")
+    return "; ".join(parts)
+
+
+def _progress(row: dict, count: list[int]) -> None:
+    count[0] += 1
+    print(f"[{count[0]}] model {row['index']:>4}  {row['flops'] / 1e9:8.3f} GFLOPs  error {row['error']:.4f}  "
+          f"{row['wall_s']:7.1f} s  (worker {row['worker']}, {row['device']})", flush=True)
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    cfg = SweepConfig(space=args.space, samples=args.samples, seed=args.seed, detector=args.config, data=args.data,
+                      version=args.version, budget=args.budget, batch_size=args.batch_size, lr=args.lr,
+                      warmup_iters=args.warmup_iters, crop=args.crop, crop_placement=args.crop_placement,
+                      sweeps=args.sweeps, flops=_window(args.flops_min, args.flops_max, 1e9),
+                      params=_window(args.params_min, args.params_max, 1e6), metric=args.metric, out=args.out,
+                      workers=args.workers, devices=tuple(args.device or ()), shard=args.shard)
+    count = [0]
+    table = run_sweep(cfg, on_row=lambda row: _progress(row, count))
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return 0
+    a = table.attrs
+    rejected = ", ".join(f"{k} {v}" for k, v in a["rejected"].items() if v) or "none"
+    print(f"sweep {cfg.space}: {len(table)} models in {cfg.out} ({a['trained']} trained now); sampled "
+          f"{cfg.samples} of {a['drawn']} draws in {a['sampling_s']:.1f} s, rejected: {rejected}")
+    if len(table):
+        best = table.loc[table["error"].idxmin()]
+        print(f"best error {best['error']:.4f} ({args.metric}), model {best['index']}: {describe(best)}")
+    return 0
+
+
+def report(out: str | Path) -> str:
+    """The summary of a sweep directory's table: settings, error and complexity ranges, the best models."""
+    out = Path(out)
+    table = load_results(out)
+    settings = out / "sweep.json"
+    lines = []
+    if settings.exists():
+        s = json.loads(settings.read_text())
+        lines.append(f"{out}: {s['space']} sweep, seed {s['seed']}, {s['budget']} iterations per model, "
+                     f"error = 1 - {s['metric']}, detector {s['detector']}")
+    if not len(table):
+        return "\n".join([*lines, "no finished models yet"])
+    err = table["error"]
+    lines.append(f"{len(table)} models ({', '.join(f'{k} {v}' for k, v in table['space'].value_counts().items())}); "
+                 f"error min {err.min():.4f}, median {err.median():.4f}, max {err.max():.4f}")
+    lines.append(f"backbone {table['flops'].min() / 1e9:.3f}-{table['flops'].max() / 1e9:.3f} GFLOPs, "
+                 f"{table['params_count'].min() / 1e6:.2f}-{table['params_count'].max() / 1e6:.2f} M params; "
+                 f"per model: {table['wall_s'].median():.1f} s wall (median), "
+                 f"{table['samples_per_s'].median():.2f} training samples/s")
+    best = table.nsmallest(5, "error")
+    lines.append("best models:")
+    lines += [f"  {r['space']}-{r['index']}: error {r['error']:.4f}; {describe(r)}" for _, r in best.iterrows()]
+    return "\n".join(lines)
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    print(report(args.out))
+    return 0
+
+
+def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
+    d = SweepConfig()
+    p.add_argument("space", choices=SPACES, help="design space to sample")
+    p.add_argument("--samples", type=int, required=True, help="models in the sweep (a larger N extends it)")
+    p.add_argument("--budget", type=int, required=True, help="training iterations per model")
+    p.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")
+    p.add_argument("--data", help="dataroot (default: the synthetic mini set of the config's dataset)")
+    p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
+    p.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
+    p.add_argument("--seed", type=int, default=d.seed, help="sampling and training seed")
+    p.add_argument("--workers", type=int, default=d.workers, help="models trained at a time (local processes)")
+    p.add_argument("--device", nargs="+", help="devices, worker i uses the i-th (round robin), e.g. cuda:0 cuda:1")
+    p.add_argument("--shard", type=_shard, default=d.shard, metavar="I/N",
+                   help="train only the models whose index is I modulo N (one job of an array)")
+    p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
+    p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement)
+    p.add_argument("--sweeps", type=int, default=d.sweeps, help="LiDAR sweeps per sample")
+    p.add_argument("--batch-size", type=int, help="samples per iteration (default: the config's samples_per_gpu)")
+    p.add_argument("--lr", type=float, help="base learning rate (default: 1e-3 scaled linearly with the batch)")
+    p.add_argument("--warmup-iters", type=int, help="linear warm-up iterations (default: a tenth of the budget)")
+    p.add_argument("--flops-min", type=float, help="GFLOPs (multiply-adds) of the backbone on the training grid")
+    p.add_argument("--flops-max", type=float)
+    p.add_argument("--params-min", type=float, help="millions of backbone parameters")
+    p.add_argument("--params-max", type=float)
+    p.add_argument("--metric", default=d.metric, help="error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class>")
+    p.set_defaults(func=run_sweep_command)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    add_sweep_arguments(sub.add_parser("sweep", help="train and score models sampled from a design space"))
+    p = sub.add_parser("sweep-report", help="summary of a sweep's results table")
+    p.add_argument("out", help="sweep directory")
+    p.set_defaults(func=run_report_command)

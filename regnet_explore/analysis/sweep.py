@@ -1,0 +1,367 @@
+"""Design-space sweeps: sample backbones from a design space, train each briefly in PointPillars, tabulate the errors.
+
+The RegNet paper's method (Radosavovic et al. 2020, section 2): draw n networks from a design space, train each with
+the same short recipe, and compare the error distributions of spaces. Here a sweep is the seeded, prefix-stable
+stream of :func:`sampling.sample_space`; every model gets the base detector with its backbone swapped in, the same
+data order and iteration budget, and the dataset's official metric (the engine's evaluation). Layout of ``out``::
+
+    sweep.json                    the settings (those that change results are pinned: a rerun must match them)
+    results.jsonl                 one row per finished model (a shard writes results.shard-I-of-N.jsonl)
+    models/<space>-<index>/       the engine's work dir: latest.pth, train.log.json, curves.png, eval/
+
+A row is appended as one line with flush + fsync, by the one process that writes the table, once its model is
+evaluated: a kill leaves the whole row or none (a torn last line is ignored and cut on the next run). Rerunning the
+same command skips the models in the table, and a model killed while training resumes from its ``latest.pth``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import pandas as pd
+import torch
+
+from regnet_explore.data.dataset import open_dataset
+from regnet_explore.detection.checkpoint import read_checkpoint
+from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import write_json_atomic
+from regnet_explore.regnet.sampling import SPACES, ComplexityProbe, SampledNet, SampleReport, sample_space
+from regnet_explore.train.curves import read_log
+from regnet_explore.train.engine import TrainConfig, crop_config, default_splits, evaluate_model, flat_metrics, train
+
+DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
+# SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
+RESULT_FIELDS = ("space", "seed", "detector", "data", "version", "budget", "batch_size", "lr", "warmup_iters", "crop",
+                 "crop_placement", "sweeps", "flops", "params", "num_stages", "metric")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@dataclass
+class SweepConfig:
+    """One sweep. ``flops`` / ``params``: (low, high) windows of the backbone's complexity (multiply-adds and
+    parameters, pycls rules) on the training BEV grid. ``metric``: ``mAP``, ``NDS`` or ``AP_<class>``; the error
+    is ``1 - metric``. ``shard=(i, n)`` trains the models whose index is i modulo n."""
+
+    space: str = "regnetx"
+    samples: int = 32
+    seed: int = 0
+    detector: str = DEFAULT_DETECTOR
+    data: str | None = None  # dataroot; None: the default synthetic set of the detector's dataset
+    version: str | None = None
+    budget: int = 400  # training iterations per model
+    batch_size: int | None = None  # None: the detector config's samples_per_gpu
+    lr: float | None = None  # None: the engine's linearly scaled reference lr
+    warmup_iters: int | None = None  # None: a tenth of the budget
+    crop: float | None = None
+    crop_placement: str = "center"
+    sweeps: int = 10
+    flops: tuple[float, float] | None = None
+    params: tuple[float, float] | None = None
+    num_stages: int = 4
+    metric: str = "mAP"
+    out: str = "sweeps/run"
+    workers: int = 1
+    devices: tuple[str, ...] = ()  # worker i trains on devices[i % len]; empty: cuda if available, else cpu
+    shard: tuple[int, int] = (0, 1)
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+
+def normalize(cfg: SweepConfig) -> SweepConfig:
+    """Checked settings with the detector's full name and an absolute data path (so reruns compare equal)."""
+    base = get_config(cfg.detector)
+    if cfg.space not in SPACES:
+        raise RegNetExploreError(f"unknown design space {cfg.space!r}: use one of {', '.join(SPACES)}")
+    for name in ("samples", "budget", "workers"):
+        if not (isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1):
+            raise RegNetExploreError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    i, n = cfg.shard
+    if not 0 <= i < n:
+        raise RegNetExploreError(f"shard {i}/{n}: need 0 <= I < N")
+    if cfg.workers > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RegNetExploreError("workers > 1 inside a torchrun job: give each model the whole job (--workers 1)")
+    if cfg.crop_placement not in ("center", "random"):
+        raise RegNetExploreError(f"crop_placement must be 'center' or 'random', got {cfg.crop_placement!r}")
+    metrics = ["mAP"] + (["NDS"] if base.dataset == "nuscenes" else []) + [f"AP_{c}" for c in base.class_names]
+    if cfg.metric not in metrics:
+        raise RegNetExploreError(f"metric {cfg.metric!r} is not reported on {base.dataset}: use one of "
+                                 f"{', '.join(metrics)}")
+    data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
+    return dataclasses.replace(cfg, detector=base.name, data=data, devices=tuple(cfg.devices),
+                               shard=(int(i), int(n)))
+
+
+def pin_settings(cfg: SweepConfig) -> None:
+    """Write ``out/sweep.json``, or refuse when the one there differs in a setting that changes results."""
+    path = Path(cfg.out) / "sweep.json"
+    new = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, as read back
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError as e:
+            raise RegNetExploreError(f"{path}: not a sweep settings file ({e})") from None
+        diff = [f"{k} {old.get(k)!r} there, {new[k]!r} now" for k in RESULT_FIELDS if old.get(k) != new[k]]
+        if diff:
+            raise RegNetExploreError(f"{cfg.out} holds a sweep with other settings ({'; '.join(diff)}): rerun with "
+                                     "the settings of its sweep.json, or give another --out")
+    write_json_atomic(new, path)
+
+
+def data_root(cfg: SweepConfig) -> str:
+    """The dataroot, generating the default synthetic set on first use."""
+    if cfg.data is not None:
+        return cfg.data
+    from regnet_explore.data.synthetic import ensure_default_dataset
+
+    return str(ensure_default_dataset(get_config(cfg.detector).dataset))
+
+
+def training_geometry(cfg: SweepConfig, det: DetectorConfig) -> DetectorConfig:
+    """The detector's geometry during training: the crop, if any."""
+    return crop_config(det, cfg.crop) if cfg.crop is not None else det
+
+
+def complexity_probe(cfg: SweepConfig) -> ComplexityProbe:
+    """The backbone's input in this detector: no stem, the pillar canvas (64 channels) at the training grid."""
+    det = training_geometry(cfg, get_config(cfg.detector))
+    ny, nx = det.bev_shape
+    b = det.backbone
+    return ComplexityProbe(height=ny, width=nx, in_channels=b.stem_channels, stem_channels=b.stem_channels,
+                           stem=False, strides=tuple(b.strides), num_classes=0)
+
+
+def sample_models(cfg: SweepConfig) -> SampleReport:
+    """The sweep's ``cfg.samples`` networks (the first k of a larger sweep are those of a sweep of k)."""
+    return sample_space(cfg.space, cfg.samples, cfg.seed, flops=cfg.flops, params=cfg.params,
+                        num_stages=cfg.num_stages, probe=complexity_probe(cfg))
+
+
+def iteration_plan(budget: int, train_samples: int, batch: int) -> tuple[int, int]:
+    """(epochs, iterations per epoch): as few epochs as the split allows, the budget spread evenly over them (the
+    product exceeds the budget by less than one iteration per epoch)."""
+    epochs = math.ceil(budget / max(1, train_samples // batch))
+    return epochs, math.ceil(budget / epochs)
+
+
+# --- one model ----------------------------------------------------------------------------------------------------
+
+
+def model_dir(cfg: SweepConfig, sample: SampledNet) -> Path:
+    return Path(cfg.out) / "models" / f"{sample.space}-{sample.index}"
+
+
+def _checkpoint_iter(path: Path) -> int:
+    return int(read_checkpoint(path)[1]["iter"]) if path.exists() else 0
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def train_one(cfg: SweepConfig, sample: SampledNet, device: str | None = None, worker: int = 0) -> dict | None:
+    """Train and evaluate one sampled network in :func:`model_dir` (resuming from its ``latest.pth``); returns its
+    results row. Self-contained, so it also runs as a Ray task or a job of its own; under torchrun every rank
+    trains and rank 0 alone evaluates and returns the row (the others None)."""
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = get_config(cfg.detector)
+    det = with_backbone(base, sample.stages, name=f"{base.name}@{sample.space}-{sample.index}")
+    root, work = data_root(cfg), model_dir(cfg, sample)
+    batch = cfg.batch_size or base.samples_per_gpu
+    tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
+                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), seed=cfg.seed, crop=cfg.crop,
+                     crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
+                     progress=False, device=device)
+    train_split, val_split = default_splits(det, tc, root, cfg.version)
+    n_train = len(open_dataset(det.dataset, root, cfg.version, train_split, sweeps=cfg.sweeps))
+    global_batch = batch * int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: a batch per process
+    epochs, per_epoch = iteration_plan(cfg.budget, n_train, global_batch)
+    tc = dataclasses.replace(tc, epochs=epochs, max_iters_per_epoch=per_epoch)
+    first_iter = _checkpoint_iter(work / "latest.pth")
+    start = time.perf_counter()
+    result = train(tc)
+    train_s = time.perf_counter() - start
+    if _rank() != 0:
+        return None
+    for old in work.glob("epoch_*.pth"):  # latest.pth holds the last; per-epoch copies would fill the disk
+        old.unlink()
+    iterations = _checkpoint_iter(result.checkpoint)
+    # scored as the engine scores: a centred crop on the objects inside it, random windows on the full range
+    centred = cfg.crop is not None and cfg.crop_placement == "center"
+    model = PointPillars.from_config(training_geometry(cfg, det) if centred else det, result.checkpoint, device)
+    val = open_dataset(det.dataset, root, cfg.version, val_split, sweeps=cfg.sweeps)
+    metrics = flat_metrics(evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None))
+    eval_s = time.perf_counter() - start - train_s
+    losses = [r["loss"] for r in read_log(work / "train.log.json") if r.get("mode") == "train"]
+    return {**sample.to_dict(), **metrics, "error": 1.0 - metrics.get(cfg.metric, math.nan),
+            "loss": losses[-1] if losses else math.nan, "iterations": iterations, "train_s": train_s,
+            "eval_s": eval_s, "wall_s": train_s + eval_s,
+            "samples_per_s": (iterations - first_iter) * global_batch / train_s, "worker": worker, "device": device}
+
+
+# --- the results table --------------------------------------------------------------------------------------------
+
+
+def results_path(out: str | Path, shard: tuple[int, int] = (0, 1)) -> Path:
+    i, n = shard
+    return Path(out) / ("results.jsonl" if n == 1 else f"results.shard-{i}-of-{n}.jsonl")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of one results file; the text after the last newline (a row torn by a kill) is ignored."""
+    lines = path.read_bytes().split(b"\n")[:-1]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            raise RegNetExploreError(f"{path}:{number}: not a JSON row (the file was edited or corrupted)") from None
+    return rows
+
+
+def load_results(out: str | Path) -> pd.DataFrame:
+    """Every finished model of a sweep directory (all shards merged), one row each, ordered by index."""
+    out = Path(out)
+    if not out.is_dir():
+        raise RegNetExploreError(f"{out}: no such sweep directory")
+    rows: dict[tuple[str, int], dict] = {}
+    for path in sorted(out.glob("results*.jsonl")):
+        for row in read_rows(path):
+            rows.setdefault((row["space"], row["index"]), row)
+    table = pd.DataFrame(list(rows.values()))
+    return table.sort_values(["space", "index"], ignore_index=True) if len(table) else table
+
+
+def _append(f: IO[bytes], row: dict) -> None:
+    """One row as one line, on disk before it counts as finished."""
+    f.write((json.dumps(row) + "\n").encode())
+    f.flush()
+    os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def results_writer(cfg: SweepConfig) -> Iterator[Callable[[dict], None]]:
+    """Pin ``cfg``'s settings in its directory (:func:`pin_settings`) and yield ``write(row)``, which appends to this
+    shard's results file; the file is locked against a second writer and a torn last line is cut off first."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pin_settings(cfg)
+    path = results_path(out, cfg.shard)
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RegNetExploreError(f"{path}: another sweep is writing it (same --out and --shard); wait for it "
+                                     "to finish or stop it") from None
+        f.seek(0)
+        text = f.read()
+        if text and not text.endswith(b"\n"):
+            f.truncate(text.rfind(b"\n") + 1)
+        yield lambda row: _append(f, row)
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+_WORKER: dict = {}  # a pool process's id and device, set by _init_worker
+
+
+def _init_worker(ids, devices: tuple[str, ...], threads: int) -> None:
+    worker = ids.get()
+    _WORKER.update(id=worker, device=devices[worker % len(devices)] if devices else None)
+    torch.set_num_threads(threads)
+    # Linux: die with the sweep, so a killed sweep leaves no orphan training in the work dirs a rerun resumes
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _pool_task(cfg: SweepConfig, sample: SampledNet) -> dict:
+    return train_one(cfg, sample, _WORKER["device"], _WORKER["id"])
+
+
+def _run_serial(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
+    device = cfg.devices[0] if cfg.devices else None
+    for sample in todo:
+        yield train_one(cfg, sample, device, 0)
+
+
+def _run_pool(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
+    """Rows as models finish, ``cfg.workers`` at a time; after a failure the running models still finish (and
+    their rows are kept), the waiting ones are dropped, then the failure is raised."""
+    ctx = multiprocessing.get_context("spawn")
+    ids = ctx.Queue()
+    for worker in range(cfg.workers):
+        ids.put(worker)
+    threads = max(1, torch.get_num_threads() // cfg.workers)
+    pool = ProcessPoolExecutor(cfg.workers, ctx, initializer=_init_worker, initargs=(ids, cfg.devices, threads))
+    failure = None
+    try:
+        futures = [pool.submit(_pool_task, cfg, sample) for sample in todo]
+        for future in as_completed(futures):
+            if future.cancelled():
+                continue
+            try:
+                row = future.result()
+            except Exception as e:
+                failure = failure or e
+                for f in futures:
+                    f.cancel()
+                continue
+            yield row
+    finally:  # also on an interrupt: drop the waiting models rather than train them all
+        pool.shutdown(cancel_futures=True)
+    if failure is not None:
+        raise failure
+
+
+def pending(cfg: SweepConfig, report: SampleReport | None = None) -> list[SampledNet]:
+    """This shard's samples (of ``report``, default :func:`sample_models`) without a row in the table yet."""
+    report = report or sample_models(cfg)
+    table = load_results(cfg.out) if Path(cfg.out).is_dir() else pd.DataFrame()
+    done = set(zip(table["space"], table["index"])) if len(table) else set()
+    i, n = cfg.shard
+    return [s for s in report.samples if s.index % n == i and (s.space, s.index) not in done]
+
+
+def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """Sample, train and evaluate the models of ``cfg`` not yet in its table; returns the whole table of
+    ``cfg.out`` (all shards). ``attrs``: the sampler's ``drawn`` and ``rejected`` counts, ``sampling_s`` and the
+    number of models ``trained`` now. ``on_row`` sees each new row as it is written."""
+    cfg = normalize(cfg)
+    start = time.perf_counter()
+    report = sample_models(cfg)  # before anything is written: an empty flops window fails here
+    sampling_s = time.perf_counter() - start
+    if _rank() != 0:  # a torchrun job: the other ranks train beside rank 0, which evaluates and writes the rows
+        for sample in pending(cfg, report):
+            train_one(cfg, sample)
+        return pd.DataFrame()
+    with results_writer(cfg) as write:
+        data_root(cfg)  # generate the default set once, before any worker wants it
+        todo = pending(cfg, report)
+        rows = _run_serial(cfg, todo) if cfg.workers == 1 else _run_pool(cfg, todo)
+        for row in rows:
+            write(row)
+            if on_row is not None:
+                on_row(row)
+    table = load_results(cfg.out)
+    table.attrs.update(drawn=report.drawn, rejected=report.rejected, sampling_s=sampling_s, trained=len(todo))
+    return table
+
+
+__all__ = ["RESULT_FIELDS", "SweepConfig", "complexity_probe", "iteration_plan", "load_results", "model_dir",
+           "normalize", "pending", "results_writer", "run_sweep", "sample_models", "train_one"]

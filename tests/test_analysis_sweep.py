@@ -1,0 +1,163 @@
+"""Design-space sweeps on the small synthetic nuScenes set: the table, resuming after SIGKILL, torn rows, pinned
+settings, shards, and 2 workers equal to 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from regnet_explore.analysis.sweep import SweepConfig, iteration_plan, load_results, run_sweep
+from regnet_explore.cli import main
+from regnet_explore.train.curves import read_log
+
+# a 16 m x 16 m crop (64 x 64 cells), one sweep, backbones under 0.15 GFLOPs there: about 3 s a model;
+# budget 4 = 2 epochs of 2 iterations on the 6 training frames, so a model has a latest.pth halfway
+TINY = dict(space="regnetx", budget=4, crop=8.0, sweeps=1, batch_size=2, flops=(0.0, 0.15e9))
+ROW_COLUMNS = ("space", "index", "stage_widths", "stage_depths", "flops", "params_count", "acts", "mAP", "NDS",
+               "AP_car", "error", "loss", "iterations", "train_s", "eval_s", "wall_s", "samples_per_s", "worker",
+               "device")
+COMPARED = ("flops", "params_count", "mAP", "NDS", "AP_car", "error", "loss", "iterations")
+
+
+@pytest.fixture(scope="module")
+def serial(nus_root, tmp_path_factory) -> Path:
+    """A finished 3-model sweep, one worker."""
+    out = tmp_path_factory.mktemp("sweep") / "serial"
+    run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(out)))
+    return out
+
+
+def _cli(data: Path, out: Path, samples: int, budget: int = 4, batch: int = 2) -> list[str]:
+    """The command-line form of TINY."""
+    return ["sweep", "regnetx", "--samples", str(samples), "--budget", str(budget), "--batch-size", str(batch),
+            "--crop", "8", "--sweeps", "1", "--flops-max", "0.15", "--data", str(data), "--out", str(out)]
+
+
+def _copy(serial: Path, dst: Path) -> Path:
+    shutil.copytree(serial, dst, ignore=shutil.ignore_patterns("models"))
+    return dst
+
+
+def _assert_same_rows(a, b) -> None:
+    assert list(a["index"]) == list(b["index"])
+    for col in COMPARED:
+        assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-5, abs=1e-6), col
+
+
+def test_iteration_plan_spreads_the_budget_over_few_epochs():
+    assert iteration_plan(4, 6, 2) == (2, 2)
+    assert iteration_plan(2, 6, 2) == (1, 2)
+    epochs, per_epoch = iteration_plan(400, 6, 2)
+    assert per_epoch <= 3 and 400 <= epochs * per_epoch < 400 + epochs
+
+
+def test_sweep_table_has_one_row_per_model(serial):
+    table = load_results(serial)
+    assert list(table["index"]) == [0, 1, 2] and set(table["space"]) == {"regnetx"}
+    for col in ROW_COLUMNS:
+        assert col in table.columns, col
+    assert (table["flops"] <= 0.15e9).all() and (table["iterations"] == 4).all()
+    assert table["error"].tolist() == pytest.approx((1 - table["mAP"]).tolist())
+    assert len((serial / "results.jsonl").read_text().splitlines()) == 3
+    pinned = json.loads((serial / "sweep.json").read_text())
+    assert pinned["budget"] == 4 and pinned["detector"].startswith("hv_pointpillars_regnet-400mf_fpn")
+    for i in range(3):  # the work dirs keep the last checkpoint only
+        assert sorted(p.name for p in (serial / "models" / f"regnetx-{i}").glob("*.pth")) == ["latest.pth"]
+
+
+def test_torn_last_line_is_ignored_then_cut(serial, nus_root, tmp_path):
+    out = _copy(serial, tmp_path / "torn")
+    with open(out / "results.jsonl", "a") as f:
+        f.write('{"space": "regnetx", "index": 3, "mAP": 0.')  # a row cut by a kill
+    assert list(load_results(out)["index"]) == [0, 1, 2]
+    run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(out)))  # nothing left to train
+    assert (out / "results.jsonl").read_text() == (serial / "results.jsonl").read_text()
+
+
+def test_shards_merge_and_skip_each_others_models(serial, nus_root, tmp_path):
+    out = _copy(serial, tmp_path / "shards")
+    rows = (out / "results.jsonl").read_text().splitlines(keepends=True)
+    (out / "results.jsonl").unlink()
+    for i in range(2):
+        (out / f"results.shard-{i}-of-2.jsonl").write_text("".join(rows[i::2]))
+    _assert_same_rows(load_results(out), load_results(serial))
+    table = run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(out), shard=(1, 2)))
+    assert table.attrs["trained"] == 0 and len(table) == 3
+
+
+def test_other_settings_in_the_same_directory_are_refused(serial, nus_root, capsys):
+    before = (serial / "sweep.json").read_text()
+    code = main(_cli(nus_root, serial, 3, budget=5))
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "budget 4 there, 5 now" in err
+    assert (serial / "sweep.json").read_text() == before
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_sigkill_then_rerun_skips_finished_and_resumes_the_half_trained(serial, nus_root, tmp_path, capsys):
+    out = tmp_path / "killed"
+    args = _cli(nus_root, out, 2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    victim = subprocess.Popen([sys.executable, "-m", "regnet_explore.cli", *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    results, half = out / "results.jsonl", out / "models" / "regnetx-1" / "latest.pth"
+    deadline = time.time() + 300
+    while not (results.exists() and results.read_text().count("\n") and half.exists()):
+        assert victim.poll() is None and time.time() < deadline, victim.stdout.read()
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)  # model 0 written, model 1 after its first epoch
+    victim.wait()
+    assert len(results.read_text().splitlines()) == 1, "the sweep finished before it could be killed"
+    finished = _mtimes(out / "models" / "regnetx-0")
+
+    assert main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len([line for line in printed if line.startswith("[")]) == 1 and "model    1" in printed[0]
+    assert "2 models" in printed[-2] and "best error" in printed[-1]
+    assert _mtimes(out / "models" / "regnetx-0") == finished
+    log = read_log(out / "models" / "regnetx-1" / "train.log.json")
+    assert [r["epoch"] for r in log if r.get("mode") == "train"] == [1, 2]  # epoch 1 not trained again
+    table = load_results(out)
+    _assert_same_rows(table, load_results(serial).iloc[:2])  # as if never killed
+
+
+def test_two_workers_give_the_rows_of_one(serial, nus_root, tmp_path):
+    table = run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(tmp_path / "pair"), workers=2))
+    _assert_same_rows(table, load_results(serial))
+    assert set(table["worker"]) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_torchrun_job_of_one_model_gives_its_row(serial, nus_root, tmp_path):
+    out = tmp_path / "torchrun"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    # 2 processes of batch 1: the global batch of the serial sweep; shard 1/3 of 3 models is model 1 alone
+    job = subprocess.run([*launcher, "-m", "regnet_explore.cli", *_cli(nus_root, out, 3, batch=1), "--shard", "1/3"],
+                         env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert job.stdout.count("best error") == 1  # rank 0 reports
+    table = load_results(out)
+    assert (out / "results.shard-1-of-3.jsonl").exists()
+    _assert_same_rows(table, load_results(serial).iloc[[1]].reset_index(drop=True))
+
+
+def test_report_summarises_the_table(serial, capsys):
+    assert main(["sweep-report", str(serial)]) == 0
+    text = capsys.readouterr().out
+    assert "3 models (regnetx 3)" in text and "regnetx-0: error" in text
