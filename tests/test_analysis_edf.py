@@ -36,7 +36,10 @@ def test_edf_counts_errors_at_or_below_e():
 def test_weighted_edf():
     np.testing.assert_array_equal(edf([1, 2, 3], [2, 1, 1])[1], [0.5, 0.75, 1.0])
     np.testing.assert_array_equal(edf([1, 2, 3], [20, 10, 10])[1], [0.5, 0.75, 1.0])
-    np.testing.assert_array_equal(edf([3, 2, 1], [1, 1, 0])[1], [0.0, 0.5, 1.0])  # weights follow their errors
+    grid, f = edf([3, 2, 1], [1, 1, 0])  # weights follow their errors; a zero-weight model is not on the grid
+    np.testing.assert_array_equal(grid, [2, 3])
+    np.testing.assert_array_equal(f, [0.5, 1.0])
+    np.testing.assert_array_equal(edf([3, 2, 1], [1, 1, 0], grid=[1, 2, 3])[1], [0.0, 0.5, 1.0])
 
 
 @pytest.mark.parametrize("errors, weights", [([], None), ([0.1, np.nan], None), ([0.1, 0.2], [1.0]),

@@ -75,9 +75,10 @@ def _at(e_sorted: np.ndarray, cum_w: np.ndarray, grid: np.ndarray) -> np.ndarray
 def edf(errors: ArrayLike, weights: ArrayLike | None = None, grid: ArrayLike | None = None) -> Curve:
     """(Weighted) error EDF F(e) = Σ w_i 1[e_i <= e] / Σ w_i at every point of ``grid``.
 
-    ``grid`` defaults to the sorted unique errors. Returns ``(grid, F)``, both (len(grid),).
+    ``grid`` defaults to the sorted unique errors of the models with weight. Returns ``(grid, F)``, both
+    (len(grid),).
     """
-    e, w = _sample(errors, weights)
+    e, w = _weighted(errors, weights)
     cum_w = np.cumsum(w)
     grid = _grid(grid, e)
     return grid, _at(e, cum_w, grid) / cum_w[-1]

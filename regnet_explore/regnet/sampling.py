@@ -110,7 +110,8 @@ class SampledNet:
         row = {"space": self.space, "index": self.index}
         row.update({k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.params.items()})
         row.update(stage_widths=list(st.widths), stage_depths=list(st.depths), stage_group_widths=list(st.group_widths),
-                   stage_bot_muls=list(st.bot_muls), se_ratio=st.se_ratio, flops=self.flops,
+                   stage_bot_muls=list(st.bot_muls), stage_pre_adjust_widths=list(st.pre_adjust_widths or st.widths),
+                   se_ratio=st.se_ratio, flops=self.flops,
                    params_count=self.params_count, acts=self.acts)
         return row
 
