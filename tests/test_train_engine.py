@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from regnet_explore.detection.checkpoint import read_checkpoint
+from regnet_explore.detection.checkpoint import read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, crop_config, random_window, train
+from regnet_explore.train.engine import TrainConfig, crop_config, load_matching, random_window, train
 
 DETECTOR = "regnet-400mf-fpn-nus"
 # a 16 m x 16 m crop (64 x 64 cells): the same network, cheap enough for the tests
@@ -93,6 +93,23 @@ def test_random_windows_are_aligned_inside_and_seeded():
         crop_config(full, 25, center=(30.0, 0.0))
     with pytest.raises(RegNetExploreError, match="grid of the coarsest"):
         crop_config(full, 25, center=(1.0, 0.0))
+
+
+def test_load_from_copies_what_matches_across_datasets(tmp_path):
+    """mmdet's load_from: a nuScenes detector's backbone and neck start a Lyft one; encoder and head differ."""
+    torch.manual_seed(0)
+    nus = PointPillars(get_config("regnet-400mf-fpn-nus"))
+    save_checkpoint(nus, tmp_path / "nus.pth")
+    lyft = PointPillars(get_config("regnet-400mf-fpn-lyft"))
+    loaded, skipped = load_matching(lyft, tmp_path / "nus.pth")
+    torch.testing.assert_close(lyft.pts_backbone.state_dict(), nus.pts_backbone.state_dict())
+    torch.testing.assert_close(lyft.pts_neck.state_dict(), nus.pts_neck.state_dict())
+    assert loaded >= len(nus.pts_backbone.state_dict()) + len(nus.pts_neck.state_dict())
+    assert {"pts_bbox_head.conv_cls.weight", "pts_bbox_head.conv_reg.weight"} <= set(skipped)
+    assert loaded + len(skipped) == len(lyft.state_dict())
+    torch.save({"state_dict": {"foo.weight": torch.zeros(1)}}, tmp_path / "other.pth")
+    with pytest.raises(RegNetExploreError, match="no parameter matches"):
+        load_matching(lyft, tmp_path / "other.pth")
 
 
 @pytest.mark.slow

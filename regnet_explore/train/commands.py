@@ -19,6 +19,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-iters", type=int, default=d.warmup_iters)
     p.add_argument("--work-dir", default=d.work_dir)
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
+    p.add_argument("--load-from", help="initial weights: every tensor of this checkpoint whose name and shape match")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement,
@@ -43,6 +44,7 @@ def run_train(args: argparse.Namespace) -> int:
                       max_iters_per_epoch=args.max_iters,
                       eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
+                      load_from=args.load_from,
                       progress=not args.no_progress)
     result = train(cfg)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

@@ -65,6 +65,7 @@ class TrainConfig:
     device: str | None = None  # None: cuda if available, else cpu
     amp: str = "none"  # 'fp16' or 'bf16' autocast on CUDA ('fp16' with loss scaling)
     resume: bool = False
+    load_from: str | None = None  # initial weights (mmdet's load_from): every tensor whose name and shape match
     progress: bool = True
 
 
@@ -167,6 +168,18 @@ def _log_line(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def load_matching(model: torch.nn.Module, path: str | Path) -> tuple[int, list[str]]:
+    """Copy the checkpoint's tensors whose name and shape match ``model``'s (e.g. a backbone and neck trained on
+    another dataset); returns (tensors loaded, names skipped)."""
+    state, _ = read_checkpoint(path)
+    own = model.state_dict()
+    match = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not any(k.endswith(("weight", "bias")) for k in match):
+        raise RegNetExploreError(f"{path}: no parameter matches this detector by name and shape")
+    model.load_state_dict(match, strict=False)
+    return len(match), sorted(set(own) - set(match))
+
+
 def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | None]:
     if train.data is not None:
         return train.data, train.version
@@ -263,7 +276,9 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     work_dir = Path(tc.work_dir)
     start_epoch, iteration = 0, 0
     latest = work_dir / "latest.pth"
-    if tc.resume and latest.exists():
+    resumed = tc.resume and latest.exists()
+    loaded = None if resumed or tc.load_from is None else load_matching(model, tc.load_from)
+    if resumed:
         state, meta = read_checkpoint(latest)
         model.load_state_dict(state)
         ckpt = torch.load(latest, map_location=device, weights_only=True)
@@ -288,6 +303,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         emit({"env_info": f"python {platform.python_version()}, torch {torch.__version__}, device {device}, "
                           f"world size {env.world_size}", "seed": tc.seed, "config": det_cfg.name,
               "train": dataclasses.asdict(tc)})
+        if loaded is not None:
+            emit({"load_from": tc.load_from, "loaded": loaded[0], "skipped": loaded[1]})
     assign_cfg = AssignerConfig()
     loss_cfg = LossConfig(code_weights=LossConfig().code_weights[: det_cfg.code_size])
     head = model.pts_bbox_head
