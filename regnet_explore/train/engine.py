@@ -364,6 +364,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             t_data = time.perf_counter()
         if bar is not None:
             bar.close()
+        if windows:  # checkpoints and evaluation see the full range (the config the weights are for)
+            model.set_geometry(full_cfg)
         ckpt_path = work_dir / f"epoch_{epoch + 1}.pth"
         if env.is_main:
             meta = {"epoch": epoch + 1, "iter": iteration, "seed": tc.seed, "train": dataclasses.asdict(tc)}
@@ -376,8 +378,6 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             if val_data is None:
                 val_data = open_dataset(det_cfg.dataset, root, version, val_split, sweeps=tc.sweeps)
             # a model trained on a centred crop is scored on the objects inside it, one trained on windows on all
-            if windows:
-                model.set_geometry(full_cfg)
             metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}",
                                      class_range=None if windows else tc.crop)
             model.train()
