@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from collections.abc import Mapping
@@ -116,7 +118,8 @@ def evaluate_submission(data: NuScenesData, result_path: str | os.PathLike, outp
         config.class_range = {name: class_range for name in config.class_range}
     evaluator = DetectionEval(nusc, config=config, result_path=str(result_path),
                               eval_set=data.split, output_dir=str(output_dir), verbose=verbose)
-    summary = evaluator.main(plot_examples=0, render_curves=False)
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
+        summary = evaluator.main(plot_examples=0, render_curves=False)  # prints its table even when not verbose
     return summarize(summary)
 
 
