@@ -43,9 +43,14 @@ def test_committed_without_outputs(path: Path):
 
 def execute(nb) -> None:
     """Run every cell in the notebook folder; CellExecutionError (naming the cell) at the first failure."""
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=this_python_kernel(),
+    km = this_python_kernel()
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=km,
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    client.execute()
+    try:
+        client.execute()
+    finally:  # nbclient leaves a kernel it was given running: each would hold its notebook's memory until exit
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
