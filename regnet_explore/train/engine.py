@@ -189,7 +189,8 @@ def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | N
 
 
 def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
-            version: str | None) -> tuple[str | None, str | None]:
+                   version: str | None) -> tuple[str | None, str | None]:
+    """(train, val) split names: the config's dataset defaults unless the run names them."""
     if cfg.dataset == "nuscenes":
         if version is None:  # as open_dataset picks it: the first version folder present
             version = next((v for v in NUSCENES_VERSIONS if (Path(root) / v).is_dir()), "v1.0-mini")
