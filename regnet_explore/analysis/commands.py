@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, SweepConfig, load_results, run_sweep
+from regnet_explore.analysis.sweep import (
+    BACKENDS,
+    DEFAULT_DETECTOR,
+    PROXY,
+    SweepConfig,
+    finished,
+    load_results,
+    run_sweep,
+)
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.sampling import SPACES
 
 REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
@@ -21,6 +30,20 @@ def _shard(text: str) -> tuple[int, int]:
     if not (sep and i.isdigit() and n.isdigit() and int(i) < int(n)):
         raise argparse.ArgumentTypeError(f"{text!r}: give I/N with 0 <= I < N, e.g. 0/4")
     return int(i), int(n)
+
+
+def _size(text: str) -> tuple[int, int]:
+    scenes, sep, keys = text.partition("x")
+    if not (sep and scenes.isdigit() and keys.isdigit() and int(scenes) > 0 and int(keys) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give SCENESxKEYFRAMES, e.g. 40x4")
+    return int(scenes), int(keys)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 64,64") from None
 
 
 def _window(low: float | None, high: float | None, unit: float) -> tuple[float, float] | None:
@@ -47,28 +70,50 @@ def describe(row: pd.Series | dict) -> str:
 
 def _progress(row: dict, count: list[int]) -> None:
     count[0] += 1
+    if not finished(row):
+        print(f"[{count[0]}] model {row['index']:>4}  failed: {row['reason']}", flush=True)
+        return
     print(f"[{count[0]}] model {row['index']:>4}  {row['flops'] / 1e9:8.3f} GFLOPs  error {row['error']:.4f}  "
           f"{row['wall_s']:7.1f} s  (worker {row['worker']}, {row['device']})", flush=True)
 
 
+def _sweep_config(args: argparse.Namespace) -> SweepConfig:
+    """The command line's settings; with ``--proxy`` the preset's values fill what the command leaves unset."""
+    given = dict(space=args.space, samples=args.samples, seed=args.seed, train_seed=args.train_seed,
+                 detector=args.config, data=args.data, version=args.version, budget=args.budget,
+                 batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters, crop=args.crop,
+                 crop_placement=args.crop_placement, sweeps=args.sweeps, classes=args.classes,
+                 neck_channels=args.neck_channels, encoder_channels=args.encoder_channels,
+                 max_points=args.max_points, flops=_window(args.flops_min, args.flops_max, 1e9),
+                 params=_window(args.params_min, args.params_max, 1e6), metric=args.metric, out=args.out,
+                 workers=args.workers, devices=tuple(args.device or ()), shard=args.shard, backend=args.backend,
+                 address=args.address, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
+                 max_retries=args.max_retries, retry_failed=args.retry_failed)
+    if args.synthetic is not None:
+        given["synthetic"] = args.synthetic
+    given = {k: v for k, v in given.items() if v is not None}
+    if args.proxy:
+        preset = {k: v for k, v in PROXY.items() if not (k == "synthetic" and "data" in given)}
+        given = {**preset, **given}
+    elif args.budget is None:
+        raise RegNetExploreError("--budget is required (or --proxy, which sets it)")
+    return SweepConfig(**given)
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
-    cfg = SweepConfig(space=args.space, samples=args.samples, seed=args.seed, detector=args.config, data=args.data,
-                      version=args.version, budget=args.budget, batch_size=args.batch_size, lr=args.lr,
-                      warmup_iters=args.warmup_iters, crop=args.crop, crop_placement=args.crop_placement,
-                      sweeps=args.sweeps, flops=_window(args.flops_min, args.flops_max, 1e9),
-                      params=_window(args.params_min, args.params_max, 1e6), metric=args.metric, out=args.out,
-                      workers=args.workers, devices=tuple(args.device or ()), shard=args.shard)
+    cfg = _sweep_config(args)
     count = [0]
     table = run_sweep(cfg, on_row=lambda row: _progress(row, count))
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     a = table.attrs
     rejected = ", ".join(f"{k} {v}" for k, v in a["rejected"].items() if v) or "none"
-    print(f"sweep {cfg.space}: {len(table)} models in {cfg.out} ({a['trained']} trained now); sampled "
+    failed = f", {a['failed']} failed (--retry-failed trains them again)" if a["failed"] else ""
+    print(f"sweep {cfg.space}: {len(table)} models in {cfg.out} ({a['trained']} trained now{failed}); sampled "
           f"{cfg.samples} of {a['drawn']} draws in {a['sampling_s']:.1f} s, rejected: {rejected}")
     if len(table):
         best = table.loc[table["error"].idxmin()]
-        print(f"best error {best['error']:.4f} ({args.metric}), model {best['index']}: {describe(best)}")
+        print(f"best error {best['error']:.4f} ({cfg.metric}), model {best['index']}: {describe(best)}")
     return 0
 
 
@@ -106,9 +151,15 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     d = SweepConfig()
     p.add_argument("space", choices=SPACES, help="design space to sample")
     p.add_argument("--samples", type=int, required=True, help="models in the sweep (a larger N extends it)")
-    p.add_argument("--budget", type=int, required=True, help="training iterations per model")
+    p.add_argument("--budget", type=int, help="training iterations per model (required without --proxy)")
     p.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")
+    p.add_argument("--proxy", action="store_true",
+                   help="the documented proxy task (docs/sweeps.md): " + ", ".join(f"{k} {v}" for k, v in
+                                                                                 PROXY.items()) +
+                   "; options given on the command line override it")
     p.add_argument("--data", help="dataroot (default: the synthetic mini set of the config's dataset)")
+    p.add_argument("--synthetic", type=_size, metavar="SCENESxKEYFRAMES",
+                   help="without --data: a synthetic set of this size (generated on first use), e.g. 40x4")
     p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
     p.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
     p.add_argument("--seed", type=int, default=d.seed, help="sampling and training seed")
@@ -116,9 +167,24 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", nargs="+", help="devices, worker i uses the i-th (round robin), e.g. cuda:0 cuda:1")
     p.add_argument("--shard", type=_shard, default=d.shard, metavar="I/N",
                    help="train only the models whose index is I modulo N (one job of an array)")
+    p.add_argument("--backend", choices=BACKENDS, default=d.backend,
+                   help="local: --workers processes here; ray: one Ray task per model (pip install "
+                        "'regnet_explore[cluster]')")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    p.add_argument("--cpus-per-model", type=int, default=d.cpus_per_model, help="Ray: CPUs (torch threads) a model")
+    p.add_argument("--gpus-per-model", type=float, default=d.gpus_per_model, help="Ray: GPUs a model (> 0: CUDA)")
+    p.add_argument("--max-retries", type=int, default=d.max_retries,
+                   help="Ray: reruns of a model whose worker died, each resuming its latest.pth")
+    p.add_argument("--retry-failed", action="store_true", help="train again the models whose row says failed")
+    p.add_argument("--train-seed", type=int,
+                   help="training seed (default: --seed): the same sampled networks from other initial weights")
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
-    p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement)
-    p.add_argument("--sweeps", type=int, default=d.sweeps, help="LiDAR sweeps per sample")
+    p.add_argument("--crop-placement", choices=["center", "random"])
+    p.add_argument("--sweeps", type=int, help=f"LiDAR sweeps per sample (default {d.sweeps})")
+    p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
+    p.add_argument("--neck-channels", type=int, help="FPN output width (the config's: 256)")
+    p.add_argument("--encoder-channels", type=_ints, help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
+    p.add_argument("--max-points", type=int, help="points kept per pillar in training (the config's: 64)")
     p.add_argument("--batch-size", type=int, help="samples per iteration (default: the config's samples_per_gpu)")
     p.add_argument("--lr", type=float, help="base learning rate (default: 1e-3 scaled linearly with the batch)")
     p.add_argument("--warmup-iters", type=int, help="linear warm-up iterations (default: a tenth of the budget)")
@@ -126,7 +192,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flops-max", type=float)
     p.add_argument("--params-min", type=float, help="millions of backbone parameters")
     p.add_argument("--params-max", type=float)
-    p.add_argument("--metric", default=d.metric, help="error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class>")
+    p.add_argument("--metric", help=f"error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class> (default {d.metric})")
     p.set_defaults(func=run_sweep_command)
 
 

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from regnet_explore.data.dataset import open_dataset
+from regnet_explore.data.synthetic import ensure_synthetic
 from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
@@ -47,8 +48,18 @@ from regnet_explore.train.engine import TrainConfig, crop_config, default_splits
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
-RESULT_FIELDS = ("space", "seed", "detector", "data", "version", "budget", "batch_size", "lr", "warmup_iters", "crop",
-                 "crop_placement", "sweeps", "flops", "params", "num_stages", "metric")
+RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "version", "budget", "batch_size",
+                 "lr", "warmup_iters", "crop", "crop_placement", "sweeps", "classes", "neck_channels",
+                 "encoder_channels", "max_points", "flops", "params", "num_stages", "metric")
+BACKENDS = ("local", "ray")
+# The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
+# in a +-16 m window (128 x 128 pillars) of one LiDAR sweep, on a synthetic nuScenes set of 40 scenes (128 training
+# and 32 validation key frames); a 64-wide FPN and a one-layer pillar encoder with 20 points per pillar; batch 1,
+# 512 iterations (4 epochs, the engine's step decay in the last), lr 2e-3 after 50 warm-up iterations; backbones of
+# 0.2-0.8 GFLOPs on that grid; error = 1 - nuScenes AP of cars (DetectionEval, within the window).
+PROXY: dict = dict(synthetic=(40, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64, encoder_channels=(64,),
+                   max_points=20, batch_size=1, budget=512, lr=2e-3, warmup_iters=50, flops=(0.2e9, 0.8e9),
+                   metric="AP_car")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -60,9 +71,11 @@ class SweepConfig:
 
     space: str = "regnetx"
     samples: int = 32
-    seed: int = 0
+    seed: int = 0  # sampling seed, and the training seed unless train_seed is given
+    train_seed: int | None = None  # the same networks trained from other initial weights and data order
     detector: str = DEFAULT_DETECTOR
-    data: str | None = None  # dataroot; None: the default synthetic set of the detector's dataset
+    data: str | None = None  # dataroot; None: a synthetic set of the detector's dataset
+    synthetic: tuple[int, int] | None = None  # that set's (scenes, key frames); None: the default mini set
     version: str | None = None
     budget: int = 400  # training iterations per model
     batch_size: int | None = None  # None: the detector config's samples_per_gpu
@@ -71,6 +84,12 @@ class SweepConfig:
     crop: float | None = None
     crop_placement: str = "center"
     sweeps: int = 10
+    # the detector around each backbone: a class subset, the FPN width, the pillar encoder's layers and points per
+    # pillar (None: the base detector's)
+    classes: tuple[str, ...] | None = None
+    neck_channels: int | None = None
+    encoder_channels: tuple[int, ...] | None = None
+    max_points: int | None = None
     flops: tuple[float, float] | None = None
     params: tuple[float, float] | None = None
     num_stages: int = 4
@@ -79,6 +98,12 @@ class SweepConfig:
     workers: int = 1
     devices: tuple[str, ...] = ()  # worker i trains on devices[i % len]; empty: cuda if available, else cpu
     shard: tuple[int, int] = (0, 1)
+    backend: str = "local"  # 'local' (a process pool of `workers`) or 'ray' (tasks on a Ray cluster)
+    address: str | None = None  # Ray: the cluster to join; None: a local Ray instance
+    cpus_per_model: int = 1  # Ray: CPUs each model's task reserves (and its torch threads)
+    gpus_per_model: float = 0  # Ray: GPUs each model's task reserves (> 0: trains on "cuda")
+    max_retries: int = 3  # Ray: reruns of a model whose worker died (preempted, killed), each resuming latest.pth
+    retry_failed: bool = False  # train again the models whose row says status 'failed'
 
 
 # --- settings ---------------------------------------------------------------------------------------------------
@@ -99,13 +124,25 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
         raise RegNetExploreError("workers > 1 inside a torchrun job: give each model the whole job (--workers 1)")
     if cfg.crop_placement not in ("center", "random"):
         raise RegNetExploreError(f"crop_placement must be 'center' or 'random', got {cfg.crop_placement!r}")
-    metrics = ["mAP"] + (["NDS"] if base.dataset == "nuscenes" else []) + [f"AP_{c}" for c in base.class_names]
+    if cfg.backend not in BACKENDS:
+        raise RegNetExploreError(f"backend {cfg.backend!r}: use one of {', '.join(BACKENDS)}")
+    classes = tuple(cfg.classes) if cfg.classes is not None else None
+    unknown = [c for c in classes or () if c not in base.class_names]
+    if unknown or classes == ():
+        raise RegNetExploreError(f"classes {list(classes or ())}: give a non-empty subset of {base.name}'s classes "
+                                 f"({', '.join(base.class_names)})")
+    metrics = ["mAP"] + (["NDS"] if base.dataset == "nuscenes" else []) + [f"AP_{c}" for c in classes or
+                                                                            base.class_names]
     if cfg.metric not in metrics:
-        raise RegNetExploreError(f"metric {cfg.metric!r} is not reported on {base.dataset}: use one of "
-                                 f"{', '.join(metrics)}")
+        raise RegNetExploreError(f"metric {cfg.metric!r} is not reported on {base.dataset}"
+                                 f"{' for these classes' if classes else ''}: use one of {', '.join(metrics)}")
+    if cfg.data is not None and cfg.synthetic is not None:
+        raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
     data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
-    return dataclasses.replace(cfg, detector=base.name, data=data, devices=tuple(cfg.devices),
-                               shard=(int(i), int(n)))
+    tuples = {name: tuple(getattr(cfg, name)) for name in ("synthetic", "encoder_channels")
+              if getattr(cfg, name) is not None}
+    return dataclasses.replace(cfg, detector=base.name, data=data, devices=tuple(cfg.devices), classes=classes,
+                               shard=(int(i), int(n)), **tuples)
 
 
 def pin_settings(cfg: SweepConfig) -> None:
@@ -125,12 +162,38 @@ def pin_settings(cfg: SweepConfig) -> None:
 
 
 def data_root(cfg: SweepConfig) -> str:
-    """The dataroot, generating the default synthetic set on first use."""
+    """The dataroot, generating the synthetic set on first use."""
     if cfg.data is not None:
         return cfg.data
-    from regnet_explore.data.synthetic import ensure_default_dataset
+    scenes, keyframes = cfg.synthetic or (None, None)
+    return str(ensure_synthetic(get_config(cfg.detector).dataset, scenes, keyframes))
 
-    return str(ensure_default_dataset(get_config(cfg.detector).dataset))
+
+def base_detector(cfg: SweepConfig) -> DetectorConfig:
+    """The detector every sampled backbone goes into: ``cfg.detector`` with the sweep's class subset, neck width,
+    pillar encoder and points per pillar."""
+    det = get_config(cfg.detector)
+    if cfg.classes is not None:
+        det = dataclasses.replace(det, class_names=tuple(cfg.classes))
+    if cfg.neck_channels is not None:
+        if det.neck.type != "fpn":
+            raise RegNetExploreError(f"neck_channels: {det.name} has a {det.neck.type} neck, not an FPN")
+        det = dataclasses.replace(det, neck=dataclasses.replace(det.neck, out_channels=cfg.neck_channels))
+    if cfg.encoder_channels is not None:
+        if cfg.encoder_channels[-1] != det.backbone.stem_channels:
+            raise RegNetExploreError(f"encoder_channels {list(cfg.encoder_channels)}: the last must be the "
+                                     f"backbone's input width {det.backbone.stem_channels}")
+        det = dataclasses.replace(det, encoder=dataclasses.replace(det.encoder,
+                                                                   feat_channels=tuple(cfg.encoder_channels)))
+    if cfg.max_points is not None:
+        det = dataclasses.replace(det, voxel=dataclasses.replace(det.voxel, max_points=cfg.max_points))
+    return det
+
+
+def sweep_detector(cfg: SweepConfig, sample: SampledNet) -> DetectorConfig:
+    """The detector of one model: :func:`base_detector` with the sampled backbone."""
+    base = base_detector(cfg)
+    return with_backbone(base, sample.stages, name=f"{base.name}@{sample.space}-{sample.index}")
 
 
 def training_geometry(cfg: SweepConfig, det: DetectorConfig) -> DetectorConfig:
@@ -149,8 +212,9 @@ def complexity_probe(cfg: SweepConfig) -> ComplexityProbe:
 
 def sample_models(cfg: SweepConfig) -> SampleReport:
     """The sweep's ``cfg.samples`` networks (the first k of a larger sweep are those of a sweep of k)."""
+    # AnyNetXA accepts about one draw in 2,000 in the proxy's window: allow for it
     return sample_space(cfg.space, cfg.samples, cfg.seed, flops=cfg.flops, params=cfg.params,
-                        num_stages=cfg.num_stages, probe=complexity_probe(cfg))
+                        num_stages=cfg.num_stages, probe=complexity_probe(cfg), max_draws=100_000 + 5_000 * cfg.samples)
 
 
 def iteration_plan(budget: int, train_samples: int, batch: int) -> tuple[int, int]:
@@ -177,15 +241,29 @@ def _rank() -> int:
 
 def train_one(cfg: SweepConfig, sample: SampledNet, device: str | None = None, worker: int = 0) -> dict | None:
     """Train and evaluate one sampled network in :func:`model_dir` (resuming from its ``latest.pth``); returns its
-    results row. Self-contained, so it also runs as a Ray task or a job of its own; under torchrun every rank
-    trains and rank 0 alone evaluates and returns the row (the others None)."""
+    results row. A model that cannot be built or trained (out of memory, a diverging loss, ...) returns a row with
+    ``status: failed`` and the reason instead of raising, so the sweep goes on. Self-contained, so it also runs as a
+    Ray task or a job of its own; under torchrun every rank trains and rank 0 alone evaluates and returns the row
+    (the others None)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    base = get_config(cfg.detector)
-    det = with_backbone(base, sample.stages, name=f"{base.name}@{sample.space}-{sample.index}")
+    start = time.perf_counter()
+    try:
+        return _train_and_score(cfg, sample, device, worker)
+    except Exception as e:  # noqa: BLE001 - any failure of this one model is recorded, the sweep goes on
+        if _rank() != 0:
+            return None
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        return {**sample.to_dict(), "status": "failed", "reason": reason, "wall_s": time.perf_counter() - start,
+                "worker": worker, "device": device}
+
+
+def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: int) -> dict | None:
+    det = sweep_detector(cfg, sample)
     root, work = data_root(cfg), model_dir(cfg, sample)
-    batch = cfg.batch_size or base.samples_per_gpu
+    batch = cfg.batch_size or det.samples_per_gpu
     tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
-                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), seed=cfg.seed, crop=cfg.crop,
+                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10),
+                     seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, crop=cfg.crop,
                      crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
@@ -207,9 +285,11 @@ def train_one(cfg: SweepConfig, sample: SampledNet, device: str | None = None, w
     model = PointPillars.from_config(training_geometry(cfg, det) if centred else det, result.checkpoint, device)
     val = open_dataset(det.dataset, root, cfg.version, val_split, sweeps=cfg.sweeps)
     metrics = flat_metrics(evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None))
+    if cfg.classes is not None:  # the devkit scores every class; the others were not trained
+        metrics = {k: v for k, v in metrics.items() if not k.startswith("AP_") or k[3:] in cfg.classes}
     eval_s = time.perf_counter() - start - train_s
     losses = [r["loss"] for r in read_log(work / "train.log.json") if r.get("mode") == "train"]
-    return {**sample.to_dict(), **metrics, "error": 1.0 - metrics.get(cfg.metric, math.nan),
+    return {**sample.to_dict(), "status": "ok", **metrics, "error": 1.0 - metrics.get(cfg.metric, math.nan),
             "loss": losses[-1] if losses else math.nan, "iterations": iterations, "train_s": train_s,
             "eval_s": eval_s, "wall_s": train_s + eval_s,
             "samples_per_s": (iterations - first_iter) * global_batch / train_s, "worker": worker, "device": device}
@@ -235,16 +315,26 @@ def read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def load_results(out: str | Path) -> pd.DataFrame:
-    """Every finished model of a sweep directory (all shards merged), one row each, ordered by index."""
+def finished(row: dict) -> bool:
+    """A row of a trained and scored model (rows written before failures were recorded have no status)."""
+    return row.get("status", "ok") == "ok"
+
+
+def load_results(out: str | Path, failed: bool = False) -> pd.DataFrame:
+    """The models of a sweep directory (all shards merged), one row each, ordered by index: the finished ones, and
+    with ``failed=True`` also those whose row says ``status: failed`` (and why, in ``reason``). A model retried
+    after a failure is represented by its finished row."""
     out = Path(out)
     if not out.is_dir():
         raise RegNetExploreError(f"{out}: no such sweep directory")
     rows: dict[tuple[str, int], dict] = {}
     for path in sorted(out.glob("results*.jsonl")):
         for row in read_rows(path):
-            rows.setdefault((row["space"], row["index"]), row)
-    table = pd.DataFrame(list(rows.values()))
+            key = (row["space"], row["index"])
+            if key not in rows or finished(row) or not finished(rows[key]):
+                rows[key] = row
+    kept = [r for r in rows.values() if failed or finished(r)]
+    table = pd.DataFrame(kept)
     return table.sort_values(["space", "index"], ignore_index=True) if len(table) else table
 
 
@@ -330,9 +420,10 @@ def _run_pool(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
 
 
 def pending(cfg: SweepConfig, report: SampleReport | None = None) -> list[SampledNet]:
-    """This shard's samples (of ``report``, default :func:`sample_models`) without a row in the table yet."""
+    """This shard's samples (of ``report``, default :func:`sample_models`) without a row in the table yet (or with
+    a failed row, when ``cfg.retry_failed``)."""
     report = report or sample_models(cfg)
-    table = load_results(cfg.out) if Path(cfg.out).is_dir() else pd.DataFrame()
+    table = load_results(cfg.out, failed=not cfg.retry_failed) if Path(cfg.out).is_dir() else pd.DataFrame()
     done = set(zip(table["space"], table["index"])) if len(table) else set()
     i, n = cfg.shard
     return [s for s in report.samples if s.index % n == i and (s.space, s.index) not in done]
@@ -341,7 +432,9 @@ def pending(cfg: SweepConfig, report: SampleReport | None = None) -> list[Sample
 def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Sample, train and evaluate the models of ``cfg`` not yet in its table; returns the whole table of
     ``cfg.out`` (all shards). ``attrs``: the sampler's ``drawn`` and ``rejected`` counts, ``sampling_s`` and the
-    number of models ``trained`` now. ``on_row`` sees each new row as it is written."""
+    number of models ``trained`` now, and how many models of the directory have ``failed`` (their rows are not in
+    the returned table; ``load_results(out, failed=True)`` has them). ``on_row`` sees each new row as it is
+    written."""
     cfg = normalize(cfg)
     start = time.perf_counter()
     report = sample_models(cfg)  # before anything is written: an empty flops window fails here
@@ -353,15 +446,23 @@ def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) ->
     with results_writer(cfg) as write:
         data_root(cfg)  # generate the default set once, before any worker wants it
         todo = pending(cfg, report)
-        rows = _run_serial(cfg, todo) if cfg.workers == 1 else _run_pool(cfg, todo)
+        if cfg.backend == "ray":
+            from regnet_explore.analysis.ray_backend import run_ray
+
+            rows = run_ray(cfg, todo)
+        else:
+            rows = _run_serial(cfg, todo) if cfg.workers == 1 else _run_pool(cfg, todo)
         for row in rows:
             write(row)
             if on_row is not None:
                 on_row(row)
     table = load_results(cfg.out)
-    table.attrs.update(drawn=report.drawn, rejected=report.rejected, sampling_s=sampling_s, trained=len(todo))
+    failed = len(load_results(cfg.out, failed=True)) - len(table)
+    table.attrs.update(drawn=report.drawn, rejected=report.rejected, sampling_s=sampling_s, trained=len(todo),
+                       failed=failed)
     return table
 
 
-__all__ = ["RESULT_FIELDS", "SweepConfig", "complexity_probe", "iteration_plan", "load_results", "model_dir",
-           "normalize", "pending", "results_writer", "run_sweep", "sample_models", "train_one"]
+__all__ = ["BACKENDS", "RESULT_FIELDS", "SweepConfig", "base_detector", "complexity_probe", "finished",
+           "iteration_plan", "load_results", "model_dir", "normalize", "pending", "results_writer", "run_sweep",
+           "sample_models", "sweep_detector", "train_one"]

@@ -326,13 +326,25 @@ def _current(root: Path) -> bool:
 def ensure_default_dataset(fmt: str, data_root: str | os.PathLike | None = None) -> Path:
     """Root of the default synthetic set ``<data_root>/synthetic/<fmt>-mini``, generated on first use (and again
     when it was made by another generator version)."""
+    return ensure_synthetic(fmt, data_root=data_root)
+
+
+def ensure_synthetic(fmt: str, n_scenes: int | None = None, keyframes_per_scene: int | None = None,
+                     data_root: str | os.PathLike | None = None) -> Path:
+    """Root of a synthetic set of the given size (seed 0) under ``<data_root>/synthetic/``, generated on first use
+    (and again when it was made by another generator version): ``<fmt>-mini`` for the default size, else
+    ``<fmt>-<scenes>x<key frames>``."""
+    scenes, keys = DEFAULTS[fmt] if fmt in DEFAULTS else (None, None)
+    n_scenes, keyframes_per_scene = n_scenes or scenes, keyframes_per_scene or keys
+    name = f"{fmt}-mini" if (n_scenes, keyframes_per_scene) == (scenes, keys) else \
+        f"{fmt}-{n_scenes}x{keyframes_per_scene}"
     root = Path(data_root) if data_root is not None else default_data_root()
-    out = root / "synthetic" / f"{fmt}-mini"
+    out = root / "synthetic" / name
     if out.exists() and _current(out):
         return out
     fresh = out.with_name(f".{out.name}.{os.getpid()}.new")
     shutil.rmtree(fresh, ignore_errors=True)
-    synthesize(fmt, fresh)
+    synthesize(fmt, fresh, n_scenes, keyframes_per_scene)
     stale = out.with_name(f".{out.name}.{os.getpid()}.old")
     try:
         if out.exists():

@@ -15,7 +15,7 @@ import json
 import math
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +76,10 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # the JSON log records (train and val)
 
 
+class TrainingDiverged(RegNetExploreError):
+    """The training loss became NaN or infinite."""
+
+
 CROP_ALIGN_CELLS = 8  # the coarsest feature stride: windows start on its grid so anchors match the full range
 
 
@@ -116,18 +120,27 @@ def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Genera
     return crop_config(cfg, half_extent, (center[0], center[1]))
 
 
+def label_map(from_names: Sequence[str], to_names: Sequence[str]) -> np.ndarray:
+    """Index of each of ``from_names`` in ``to_names``, -1 where absent (a detector trained on a class subset)."""
+    return np.array([to_names.index(n) if n in to_names else -1 for n in from_names], dtype=np.int64)
+
+
 class TrainingSet(torch.utils.data.Dataset):
-    """Samples of a loader with the reference augmentation, seeded per (seed, epoch, index)."""
+    """Samples of a loader with the reference augmentation, seeded per (seed, epoch, index). Ground truth of classes
+    the detector does not predict (a class subset, e.g. a car-only proxy) is dropped, labels are the detector's."""
 
     def __init__(self, data: DetectionData, cfg: DetectorConfig, seed: int, augment_cfg: AugmentConfig | None):
         self.data, self.cfg, self.seed, self.augment_cfg, self.epoch = data, cfg, seed, augment_cfg, 0
+        self.labels = label_map(data.class_names, cfg.class_names)
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s = self.data.sample(index)
-        sample = Sample3D(s.network_points(), s.gt_boxes[:, : self.cfg.code_size], s.gt_labels)
+        labels = self.labels[s.gt_labels]
+        keep = labels >= 0
+        sample = Sample3D(s.network_points(), s.gt_boxes[keep, : self.cfg.code_size], labels[keep])
         if self.augment_cfg is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             sample = augment(sample, self.augment_cfg, self.cfg.point_cloud_range, rng)
@@ -202,7 +215,12 @@ def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
 
 def predict_split(model: PointPillars, data: DetectionData, score_thr: float | None = None,
                   progress: bool = False) -> dict[str, dict]:
-    """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy)."""
+    """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy; labels index
+    ``data.class_names``)."""
+    to_data = label_map(model.cfg.class_names, data.class_names)
+    if (to_data < 0).any():
+        raise RegNetExploreError(f"{model.cfg.name} predicts classes that {data.version} does not have: "
+                                 f"{[c for c, i in zip(model.cfg.class_names, to_data) if i < 0]}")
     out = {}
     tokens = data.tokens
     if progress:
@@ -334,6 +352,9 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             losses = detection_loss(cls, reg, dirs, targets, det_cfg.num_classes, loss_cfg,
                                     normalizer=global_pos / env.world_size)
             loss = sum(losses.values())
+            if not torch.isfinite(loss):  # diverged: stop rather than train on NaN (a sweep records the failure)
+                raise TrainingDiverged(f"{det_cfg.name}: loss is {loss.item()} at iteration {iteration + 1} "
+                                       f"(epoch {epoch + 1}); lower the learning rate or check the data")
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -417,5 +438,5 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["TrainConfig", "TrainResult", "crop_config", "default_splits", "evaluate_model", "flat_metrics",
-           "random_window", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "crop_config", "default_splits", "evaluate_model",
+           "flat_metrics", "label_map", "random_window", "train"]

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The design-space study shipped in regnet_explore/analysis/study/ (docs/sweeps.md, "The study"): first the proxy's
+# quality figures (benchmarks/proxy_quality.py: 32 RegNetX models, 4 of them with 3 training seeds, 12 of them at 4x
+# the budget), then RegNetX against AnyNetX_A under the --proxy preset, grown 16 models at a time per space so that a
+# stopped run leaves two comparable populations. Resumable: run it again and it continues where it stopped.
+#   OUT=sweeps/proxy WORKERS=2 SAMPLES=112 bash benchmarks/design_space_study.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${OUT:-sweeps/proxy}
+WORKERS=${WORKERS:-2}
+SAMPLES=${SAMPLES:-112}
+PY=${PYTHON:-.venv/bin/python}
+"$PY" benchmarks/proxy_quality.py --out "$OUT" --workers "$WORKERS"
+for n in $(seq 32 16 "$SAMPLES"); do
+  for space in anynetxa regnetx; do
+    "$PY" -m regnet_explore.cli sweep "$space" --proxy --samples "$n" --workers "$WORKERS" --out "$OUT/$space"
+  done
+done
+"$PY" benchmarks/proxy_quality.py --out "$OUT" --report-only

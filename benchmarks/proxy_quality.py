@@ -1,0 +1,161 @@
+"""How good is the sweep's proxy task? Cost, seed noise and rank fidelity, measured (docs/sweeps.md, "The proxy").
+
+Runs (resumably, skipping what the directories already hold) the sweeps the three figures need, all with the
+``--proxy`` preset, then prints them and writes ``<out>/quality.json``:
+
+- population: the first ``--population`` RegNetX models (``<out>/regnetx``, the study's own directory);
+- noise: the first ``--noise-models`` of them trained again with training seeds 1 .. ``--seeds``-1
+  (``<out>/seed-<s>``; seed 0 is the population's row). Figure: the seed standard deviation of the error (the root
+  mean square over models of the per-model standard deviation, ddof 1) against the interquartile range of the
+  population's errors; the bar is std <= IQR / 4;
+- fidelity: the first ``--fidelity-models`` trained with ``--factor`` times the budget (``<out>/fidelity-<f>x``).
+  Figure: Spearman's rank correlation of proxy error and long-budget error with a 95 % bootstrap interval
+  (scipy.stats.bootstrap, paired resampling of models); the bar is rho >= 0.6;
+- cost: per model, wall seconds in its worker and the sweep's throughput (models/hour) of the runs made now.
+
+    python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from regnet_explore.analysis.sweep import PROXY, SweepConfig, load_results, run_sweep
+from regnet_explore.io import write_json_atomic
+
+
+def proxy(args: argparse.Namespace, name: str, samples: int, **changes) -> SweepConfig:
+    settings = {**PROXY, "budget": args.budget, **changes}
+    return SweepConfig(**settings, space="regnetx", samples=samples, out=str(Path(args.out) / name),
+                       workers=args.workers)
+
+
+def plan(args: argparse.Namespace) -> list[SweepConfig]:
+    """Every sweep the figures need, cheapest first so that partial runs already give the noise figure."""
+    runs = [proxy(args, "regnetx", args.population)]
+    runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds)]
+    runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
+    return runs
+
+
+def spearman_with_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    rho = stats.spearmanr(a, b).statistic
+    boot = stats.bootstrap((a, b), lambda x, y: stats.spearmanr(x, y).statistic, paired=True, vectorized=False,
+                           n_resamples=2000, confidence_level=0.95, method="percentile",
+                           random_state=np.random.default_rng(seed))
+    low, high = boot.confidence_interval
+    return float(rho), float(low), float(high)
+
+
+def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
+    out = Path(args.out)
+    population = load_results(out / "regnetx")
+    population = population[population["index"] < args.population]
+    result: dict = {"population": len(population)}
+    errors = population["error"].to_numpy()
+    q1, q3 = np.percentile(errors, [25, 75]) if len(errors) else (np.nan, np.nan)
+    result.update(iqr=float(q3 - q1), median_error=float(np.median(errors)) if len(errors) else None)
+
+    seeds = [population[population["index"] < args.noise_models][["index", "error"]].assign(seed=0)]
+    for s in range(1, args.seeds):
+        if (out / f"seed-{s}").is_dir():
+            seeds.append(load_results(out / f"seed-{s}")[["index", "error"]].assign(seed=s))
+    by_model = pd.concat(seeds).pivot(index="index", columns="seed", values="error").dropna()
+    per_model_std = by_model.std(axis=1, ddof=1)
+    seed_std = float(np.sqrt((per_model_std**2).mean())) if len(by_model) else np.nan
+    result.update(noise_models=len(by_model), seeds=by_model.shape[1], seed_std=seed_std,
+                  seed_errors={int(i): [round(v, 4) for v in row] for i, row in by_model.iterrows()},
+                  noise_ratio=seed_std / result["iqr"] if result["iqr"] else None)
+    result["noise_ok"] = bool(len(by_model) >= args.noise_models and by_model.shape[1] >= args.seeds
+                              and len(population) >= args.population and 0 < result["iqr"]
+                              and seed_std <= result["iqr"] / 4)
+
+    fidelity_dir = out / f"fidelity-{args.factor}x"
+    if fidelity_dir.is_dir():
+        long = load_results(fidelity_dir)[["index", "error"]].rename(columns={"error": "long"})
+        pair = population[["index", "error"]].merge(long, on="index")
+        result.update(fidelity_models=len(pair), proxy_errors=pair["error"].round(4).tolist(),
+                      long_errors=pair["long"].round(4).tolist())
+        if len(pair) >= 3:
+            rho, low, high = spearman_with_interval(pair["error"].to_numpy(), pair["long"].to_numpy())
+            result.update(spearman=rho, spearman_ci=[low, high])
+            result["fidelity_ok"] = bool(len(pair) >= args.fidelity_models and rho >= 0.6)
+
+    result.update(per_model_wall_s=float(population["wall_s"].median()) if len(population) else None,
+                  iterations=int(population["iterations"].median()) if len(population) else None,
+                  samples_per_s=float(population["samples_per_s"].median()) if len(population) else None)
+    if throughput:
+        result.update(throughput)
+        result["cost_ok"] = bool(throughput["s_per_model"] <= 60)
+    return result
+
+
+def _f(value, digits: int = 4) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def report(r: dict, factor: int) -> str:
+    lines = [f"population: {r['population']} RegNetX models, error median {_f(r['median_error'])}, "
+             f"IQR {_f(r['iqr'])}",
+             f"noise: {r['noise_models']} models x {r['seeds']} seeds, seed std {_f(r['seed_std'])} = "
+             f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}"]
+    if "spearman" in r:
+        low, high = r["spearman_ci"]
+        lines.append(f"fidelity: {r['fidelity_models']} models, Spearman rho (proxy vs {factor}x budget) "
+                     f"{_f(r['spearman'], 3)}, 95 % bootstrap [{_f(low, 3)}, {_f(high, 3)}] (bar: >= 0.6) -> "
+                     f"{'ok' if r['fidelity_ok'] else 'NOT MET'}")
+    lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model in its worker (median), {r['iterations']} iterations "
+                 f"at {r['samples_per_s']:.2f} samples/s")
+    if "models_per_hour" in r:
+        lines.append(f"      sweep throughput now: {r['models_trained']} models in {r['run_wall_s']:.0f} s with "
+                     f"{r['workers']} workers = {r['models_per_hour']:.1f} models/hour, {r['s_per_model']:.1f} s "
+                     f"a model (bar: <= 60) -> {'ok' if r['cost_ok'] else 'NOT MET'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="sweeps/proxy")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--population", type=int, default=32)
+    parser.add_argument("--noise-models", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--fidelity-models", type=int, default=12)
+    parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument("--budget", type=int, default=PROXY["budget"], help="the proxy's (change only to try this)")
+    parser.add_argument("--report-only", action="store_true", help="no training: the figures of what is there")
+    args = parser.parse_args()
+    throughput = None
+    if not args.report_only:
+        trained, wall = 0, 0.0
+        for cfg in plan(args):
+            print(f"== {Path(cfg.out).name}: {cfg.samples} models, budget {cfg.budget}, train seed "
+                  f"{cfg.train_seed if cfg.train_seed is not None else cfg.seed}", flush=True)
+            start = time.perf_counter()
+            table = run_sweep(cfg)
+            if cfg.budget == args.budget:  # the throughput is the proxy's: the long runs are left out
+                trained += table.attrs["trained"]
+                wall += time.perf_counter() - start
+        if trained:
+            throughput = dict(models_trained=trained, run_wall_s=wall, workers=args.workers,
+                              models_per_hour=3600 * trained / wall, s_per_model=wall / trained)
+    result = figures(args, throughput)
+    print(report(result, args.factor))
+    path = Path(args.out) / "quality.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if throughput is None and "models_per_hour" in old:  # keep the last measured throughput
+        result.update({k: old[k] for k in ("models_trained", "run_wall_s", "workers", "models_per_hour",
+                                           "s_per_model", "cost_ok") if k in old})
+    write_json_atomic({**result, "settings": {**dataclasses.asdict(SweepConfig(**PROXY)), **vars(args)}}, path)
+
+
+if __name__ == "__main__":
+    main()
