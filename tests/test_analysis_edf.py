@@ -178,3 +178,49 @@ def test_bootstrap_best_finds_the_optimum():
     assert top.lo < 3 < top.hi and top.hi - top.lo < best.hi - best.lo  # averaging narrows the interval
     with pytest.raises(RegNetExploreError):
         bootstrap_best(values, errors[:-1])
+
+
+def test_ks_test_is_scipys_two_sample_test_and_weights_use_effective_sizes():
+    from scipy import stats
+
+    from regnet_explore.analysis.edf import ks_test
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.4, 0.05, 40), rng.normal(0.45, 0.05, 30)
+    result = ks_test(a, b)
+    reference = stats.ks_2samp(a, b)
+    assert (result.statistic, result.pvalue) == (pytest.approx(reference.statistic), pytest.approx(reference.pvalue))
+    assert (result.n_a, result.n_b) == (40, 30)
+    # equal weights: the same D, effective sizes n, and the asymptotic p-value
+    weighted = ks_test(a, b, np.full(40, 0.5), np.full(30, 2.0))
+    assert weighted.statistic == pytest.approx(reference.statistic)
+    assert (weighted.n_a, weighted.n_b) == (pytest.approx(40), pytest.approx(30))
+    assert weighted.pvalue == pytest.approx(stats.kstwobign.sf(reference.statistic * np.sqrt(40 * 30 / 70)))
+    # half the weight on one model shrinks its sample's effective size
+    w = np.ones(40)
+    w[0] = 39
+    assert ks_test(a, b, w, None).n_a == pytest.approx(78**2 / (39**2 + 39))
+    assert ks_test(a, a + 1).pvalue < 1e-6 and ks_test(a, a).pvalue == pytest.approx(1.0)
+
+
+def test_trend_is_the_binned_median():
+    from regnet_explore.analysis.edf import trend
+
+    values = np.arange(12, dtype=float)
+    errors = np.array([5, 1, 3, 2, 2, 9, 0, 4, 4, 7, 7, 1], dtype=float)
+    x, y = trend(values, errors, bins=3)  # bins of 4 models: [0..3], [4..7], [8..11]
+    assert x.tolist() == [1.5, 5.5, 9.5] and y.tolist() == [2.5, 3.0, 5.5]
+    x, y = trend(np.ones(5), np.arange(5.0), bins=4)  # one value: one bin
+    assert x.tolist() == [1.0] and y.tolist() == [2.0]
+
+
+def test_compare_spaces_names_the_better_space_only_when_the_test_rejects():
+    from regnet_explore.analysis.edf import compare_spaces
+
+    rng = np.random.default_rng(1)
+    good, bad = rng.normal(0.40, 0.02, 60), rng.normal(0.45, 0.02, 60)
+    result = compare_spaces({"bad": bad, "good": good}, thresholds=[0.42])
+    assert result.verdict.startswith("good is better than bad") and result.ks.pvalue < 0.05
+    assert result.summaries["good"]["frac_le_0.42"] > result.summaries["bad"]["frac_le_0.42"]
+    same = compare_spaces({"a": good[:30], "b": good[30:]})
+    assert same.verdict.startswith("a and b cannot be told apart") and same.ks.pvalue >= 0.05

@@ -161,3 +161,95 @@ def test_report_summarises_the_table(serial, capsys):
     assert main(["sweep-report", str(serial)]) == 0
     text = capsys.readouterr().out
     assert "3 models (regnetx 3)" in text and "regnetx-0: error" in text
+
+
+# --- failures -------------------------------------------------------------------------------------------------
+
+
+def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(serial, nus_root, tmp_path, monkeypatch, capsys):
+    from regnet_explore.analysis import sweep
+
+    real = sweep._train_and_score
+
+    def flaky(cfg, sample, device, worker):
+        if sample.index == 1:
+            raise RuntimeError("out of memory (simulated)\nsecond line")
+        return real(cfg, sample, device, worker)
+
+    out = tmp_path / "failing"
+    monkeypatch.setattr(sweep, "_train_and_score", flaky)
+    table = run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(out)))
+    assert list(table["index"]) == [0, 2] and table.attrs["failed"] == 1
+    everything = load_results(out, failed=True)
+    failed = everything[everything["index"] == 1].iloc[0]
+    assert failed["status"] == "failed" and failed["reason"] == "RuntimeError: out of memory (simulated)"
+    _assert_same_rows(table, load_results(serial).iloc[[0, 2]].reset_index(drop=True))
+
+    # a rerun leaves the failed model alone; --retry-failed trains it (now without the fault) and its row wins
+    assert main(_cli(nus_root, out, 3)) == 0
+    assert "1 failed (--retry-failed" in capsys.readouterr().out
+    monkeypatch.setattr(sweep, "_train_and_score", real)
+    assert main([*_cli(nus_root, out, 3), "--retry-failed"]) == 0
+    assert "failed" not in capsys.readouterr().out.splitlines()[-2]
+    _assert_same_rows(load_results(out), load_results(serial))
+    assert len(load_results(out, failed=True)) == 3 and len((out / "results.jsonl").read_text().splitlines()) == 4
+    assert main(["sweep-report", str(out)]) == 0
+    assert "failed" not in capsys.readouterr().out
+
+
+def test_report_counts_failed_models(serial, tmp_path, capsys):
+    out = _copy(serial, tmp_path / "report")
+    row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    failed = {k: row[k] for k in ("space", "stage_widths", "stage_depths", "flops", "params_count")}
+    with open(out / "results.jsonl", "a") as f:
+        row = {**failed, "index": 7, "status": "failed", "reason": "TrainingDiverged: loss is nan"}
+        f.write(json.dumps(row) + "\n")
+    assert main(["sweep-report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 models (regnetx 3), 1 failed" in text and "regnetx-7: TrainingDiverged: loss is nan" in text
+
+
+# --- the proxy preset and the detector around the backbones -----------------------------------------------------
+
+
+def test_proxy_preset_fills_what_the_command_leaves_unset():
+    from regnet_explore.analysis.commands import _sweep_config
+    from regnet_explore.analysis.sweep import PROXY
+    from regnet_explore.cli import build_parser
+
+    def parse(*extra):
+        return _sweep_config(build_parser().parse_args(["sweep", "regnetx", "--samples", "3", "--out", "x", *extra]))
+
+    cfg = parse("--proxy")
+    for key, value in PROXY.items():
+        assert getattr(cfg, key) == value, key
+    cfg = parse("--proxy", "--budget", "8", "--crop", "8", "--flops-max", "0.15", "--data", "/d")
+    assert (cfg.budget, cfg.crop, cfg.flops, cfg.data, cfg.synthetic) == (8, 8.0, (0.0, 0.15e9), "/d", None)
+    assert cfg.classes == ("car",) and cfg.batch_size == 1
+    with pytest.raises(Exception, match="--budget is required"):
+        parse()
+
+
+def test_car_only_detector_trains_on_cars_and_scores_them(nus_root, tmp_path):
+    from regnet_explore.analysis.sweep import base_detector, normalize
+    from regnet_explore.data.dataset import open_dataset
+    from regnet_explore.train.engine import TrainingSet
+
+    cfg = normalize(SweepConfig(**TINY, samples=1, data=str(nus_root), out=str(tmp_path / "car"), classes=["car"],
+                                neck_channels=32, encoder_channels=(64,), max_points=20, metric="AP_car"))
+    det = base_detector(cfg)
+    assert det.class_names == ("car",) and det.neck.out_channels == 32 and det.max_points == 20
+    data = open_dataset("nuscenes", nus_root, None, "mini_train", sweeps=1)
+    samples = TrainingSet(data, det, 0, None)
+    for i in range(len(data)):
+        _, boxes, labels = samples[i]
+        cars = int((data.sample(i).gt_labels == data.class_names.index("car")).sum())
+        assert len(boxes) == len(labels) == cars and (labels == 0).all()
+    table = run_sweep(cfg)
+    row = table.iloc[0]
+    assert row["status"] == "ok" and row["error"] == pytest.approx(1 - row["AP_car"])
+    assert not [c for c in table.columns if c.startswith("AP_") and c != "AP_car"]
+    with pytest.raises(Exception, match="metric 'AP_truck' is not reported"):
+        normalize(SweepConfig(**TINY, classes=("car",), metric="AP_truck"))
+    with pytest.raises(Exception, match="non-empty subset"):
+        normalize(SweepConfig(**TINY, classes=("cat",)))

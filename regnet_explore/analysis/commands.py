@@ -118,9 +118,12 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def report(out: str | Path) -> str:
-    """The summary of a sweep directory's table: settings, error and complexity ranges, the best models."""
+    """The summary of a sweep directory's table: settings, error and complexity ranges, the best models, the models
+    that failed and why."""
     out = Path(out)
-    table = load_results(out)
+    everything = load_results(out, failed=True)
+    ok = everything["status"].fillna("ok") == "ok" if "status" in everything else pd.Series(True, everything.index)
+    table, failed = everything[ok], everything[~ok]
     settings = out / "sweep.json"
     lines = []
     if settings.exists():
@@ -128,17 +131,22 @@ def report(out: str | Path) -> str:
         lines.append(f"{out}: {s['space']} sweep, seed {s['seed']}, {s['budget']} iterations per model, "
                      f"error = 1 - {s['metric']}, detector {s['detector']}")
     if not len(table):
-        return "\n".join([*lines, "no finished models yet"])
-    err = table["error"]
-    lines.append(f"{len(table)} models ({', '.join(f'{k} {v}' for k, v in table['space'].value_counts().items())}); "
-                 f"error min {err.min():.4f}, median {err.median():.4f}, max {err.max():.4f}")
-    lines.append(f"backbone {table['flops'].min() / 1e9:.3f}-{table['flops'].max() / 1e9:.3f} GFLOPs, "
-                 f"{table['params_count'].min() / 1e6:.2f}-{table['params_count'].max() / 1e6:.2f} M params; "
-                 f"per model: {table['wall_s'].median():.1f} s wall (median), "
-                 f"{table['samples_per_s'].median():.2f} training samples/s")
-    best = table.nsmallest(5, "error")
-    lines.append("best models:")
-    lines += [f"  {r['space']}-{r['index']}: error {r['error']:.4f}; {describe(r)}" for _, r in best.iterrows()]
+        lines.append("no finished models yet")
+    else:
+        err = table["error"]
+        counts = ", ".join(f"{k} {v}" for k, v in table["space"].value_counts().items())
+        lines.append(f"{len(table)} models ({counts}){f', {len(failed)} failed' if len(failed) else ''}; "
+                     f"error min {err.min():.4f}, median {err.median():.4f}, max {err.max():.4f}")
+        lines.append(f"backbone {table['flops'].min() / 1e9:.3f}-{table['flops'].max() / 1e9:.3f} GFLOPs, "
+                     f"{table['params_count'].min() / 1e6:.2f}-{table['params_count'].max() / 1e6:.2f} M params; "
+                     f"per model: {table['wall_s'].median():.1f} s wall (median), "
+                     f"{table['samples_per_s'].median():.2f} training samples/s")
+        best = table.nsmallest(5, "error")
+        lines.append("best models:")
+        lines += [f"  {r['space']}-{r['index']}: error {r['error']:.4f}; {describe(r)}" for _, r in best.iterrows()]
+    if len(failed):
+        lines.append(f"failed models ({len(failed)}; rerun with --retry-failed to train them again):")
+        lines += [f"  {r['space']}-{r['index']}: {r['reason']}" for _, r in failed.iterrows()]
     return "\n".join(lines)
 
 

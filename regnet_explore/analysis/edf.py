@@ -96,6 +96,34 @@ def ks_distance(errors_a: ArrayLike, errors_b: ArrayLike, weights_a: ArrayLike |
     return float(np.max(np.abs(fa - fb)))
 
 
+class KSResult(NamedTuple):
+    statistic: float  # D
+    pvalue: float
+    n_a: float  # (effective) sample sizes the p-value assumes
+    n_b: float
+
+
+def ks_test(errors_a: ArrayLike, errors_b: ArrayLike, weights_a: ArrayLike | None = None,
+            weights_b: ArrayLike | None = None) -> KSResult:
+    """Two-sample Kolmogorov-Smirnov test of "both spaces have the same error distribution".
+
+    Unweighted: ``scipy.stats.ks_2samp`` (exact p-value for small samples). Weighted (complexity-normalised) EDFs:
+    D from :func:`ks_distance`, and the asymptotic Kolmogorov p-value at Kish's effective sample sizes
+    n = (Σw)² / Σw², an approximation (weights from binning are not fixed design weights).
+    """
+    from scipy import stats
+
+    if weights_a is None and weights_b is None:
+        a, b = _sample(errors_a)[0], _sample(errors_b)[0]
+        result = stats.ks_2samp(a, b)
+        return KSResult(float(result.statistic), float(result.pvalue), float(len(a)), float(len(b)))
+    d = ks_distance(errors_a, errors_b, weights_a, weights_b)
+    n_a, n_b = (float(w.sum() ** 2 / (w**2).sum()) for w in (_weighted(errors_a, weights_a)[1],
+                                                              _weighted(errors_b, weights_b)[1]))
+    p = float(stats.kstwobign.sf(d * np.sqrt(n_a * n_b / (n_a + n_b))))
+    return KSResult(d, min(1.0, p), n_a, n_b)
+
+
 def edf_quantile(errors: ArrayLike, q: ArrayLike, weights: ArrayLike | None = None) -> np.ndarray:
     """Inverse EDF: for each q in [0, 1] the smallest observed error e with F(e) >= q (shape of ``q``)."""
     e, w = _weighted(errors, weights)
@@ -118,6 +146,51 @@ def summary(errors: ArrayLike, weights: ArrayLike | None = None, thresholds: Seq
         _, frac = edf(e, w, thresholds)
         out.update({f"frac_le_{t:g}": float(f) for t, f in zip(thresholds, frac)})
     return out
+
+
+def trend(values: ArrayLike, errors: ArrayLike, bins: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """The error trend along one design parameter: the median error in ``bins`` bins of equal model count (the
+    parameter's quantiles), at each bin's median value; ((k,), (k,)) with k <= bins (repeated values merge bins)."""
+    v, e = np.asarray(values, dtype=float).ravel(), np.asarray(errors, dtype=float).ravel()
+    if v.shape != e.shape or v.size == 0:
+        raise RegNetExploreError(f"values ({v.size}) and errors ({e.size}) must be non-empty and of equal length")
+    edges = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, v, side="right") - 1, 0, max(len(edges) - 2, 0))
+    groups = [which == b for b in range(max(len(edges) - 1, 1)) if (which == b).any()]
+    return np.array([np.median(v[g]) for g in groups]), np.array([np.median(e[g]) for g in groups])
+
+
+class Comparison(NamedTuple):
+    """Two spaces' error distributions side by side (:func:`compare_spaces`)."""
+
+    summaries: dict[str, dict[str, float]]  # space -> summary(errors, thresholds)
+    ks: KSResult
+    level: float
+    verdict: str  # one sentence: which space is better, or that the data cannot tell them apart
+
+
+def compare_spaces(errors: Mapping[str, ArrayLike], thresholds: Sequence[float] = (), level: float = 0.05,
+                   weights: Mapping[str, ArrayLike] | None = None) -> Comparison:
+    """Compare two spaces as the papers do: summaries, the KS test at ``level``, and a verdict.
+
+    The verdict names the space whose EDF lies higher (more good models: lower median error) only when the KS test
+    rejects equal distributions at ``level``; otherwise it says the spaces cannot be told apart with these models.
+    """
+    if len(errors) != 2:
+        raise RegNetExploreError(f"compare_spaces compares two spaces, got {len(errors)}")
+    (a, ea), (b, eb) = errors.items()
+    wa, wb = (weights or {}).get(a), (weights or {}).get(b)
+    summaries = {a: summary(ea, wa, thresholds), b: summary(eb, wb, thresholds)}
+    ks = ks_test(ea, eb, wa, wb)
+    ma, mb = summaries[a]["median"], summaries[b]["median"]
+    if ks.pvalue < level:
+        better, worse = (a, b) if ma < mb else (b, a)
+        verdict = (f"{better} is better than {worse}: median error {min(ma, mb):.4f} vs {max(ma, mb):.4f}, "
+                   f"KS D = {ks.statistic:.3f}, p = {ks.pvalue:.2g} < {level:g}")
+    else:
+        verdict = (f"{a} and {b} cannot be told apart with these models: median error {ma:.4f} vs {mb:.4f}, "
+                   f"KS D = {ks.statistic:.3f}, p = {ks.pvalue:.2g} >= {level:g}")
+    return Comparison(summaries, ks, level, verdict)
 
 
 def _complexity(complexity: ArrayLike) -> np.ndarray:

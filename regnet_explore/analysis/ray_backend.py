@@ -48,7 +48,9 @@ def run_ray(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False)
+        # without an address: a Ray instance of this machine alone, reached on the loopback interface
+        local = {} if cfg.address else {"_node_ip_address": "127.0.0.1"}
+        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, **local)
     task = ray.remote(_model_task).options(num_cpus=cfg.cpus_per_model, num_gpus=cfg.gpus_per_model,
                                            max_retries=cfg.max_retries, retry_exceptions=False)
     cfg = dataclasses.replace(cfg, workers=1)  # a task is one model; no pool inside it

@@ -15,11 +15,12 @@ import numpy as np
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 from numpy.typing import ArrayLike
 from plotly.colors import hex_to_rgb
 from plotly.colors import qualitative as palettes
 
-from regnet_explore.analysis.edf import Band, BestValue, edf, summary
+from regnet_explore.analysis.edf import Band, BestValue, edf, summary, trend
 from regnet_explore.errors import RegNetExploreError
 
 Sample = ArrayLike | tuple[ArrayLike, ArrayLike | None]  # errors, or (errors, weights)
@@ -109,17 +110,28 @@ def _best_label(name: str, best: BestValue) -> str:
 
 
 def plot_param_vs_error(values: ArrayLike, errors: ArrayLike, name: str, best: BestValue | None = None,
-                        ax: Axes | None = None, ylabel: str = "error") -> MplFigure:
+                        ax: Axes | None = None, ylabel: str = "error", trend_bins: int = 0,
+                        log: bool = False) -> MplFigure:
     """Error of every model against its parameter ``name``; ``best`` (from
-    :func:`~regnet_explore.analysis.edf.bootstrap_best`) draws the best models' value and its interval shaded."""
+    :func:`~regnet_explore.analysis.edf.bootstrap_best`) draws the best models' value and its interval shaded;
+    ``trend_bins`` > 0 draws the binned median error (:func:`~regnet_explore.analysis.edf.trend`); ``log``: a log
+    x axis (widths, slopes)."""
     if ax is None:
         ax = MplFigure(figsize=(5.5, 4), layout="constrained").subplots()
     ax.scatter(values, errors, s=8, alpha=0.5, lw=0)
+    if trend_bins:
+        tx, ty = trend(values, errors, trend_bins)
+        ax.plot(tx, ty, "-o", color="k", lw=1.2, ms=3, label="median error (binned)")
+    if log:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
     if best is not None:
         value, lo, hi = best
         ax.axvspan(lo, hi, color="C3", alpha=0.15, lw=0)
         ax.axvline(value, color="C3", lw=1, label=_best_label(name, best))
-        ax.legend(loc="upper right", fontsize=8)
+    if best is not None or trend_bins:
+        ax.legend(loc="upper right", fontsize=7)
     ax.set(xlabel=name, ylabel=ylabel)
     return ax.figure
 

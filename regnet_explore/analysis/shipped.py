@@ -1,0 +1,49 @@
+"""The design-space study shipped with the package, so that it can be read without training anything.
+
+``results/`` beside this file holds sweep directories without their model folders (``sweep.json`` and
+``results*.jsonl``), made by ``benchmarks/design_space_study.sh`` (``results/README.md`` has the commands and how far
+the study got): ``regnetx`` and ``anynetxa`` under the ``--proxy`` preset, and the proxy-quality runs ``seed-1``,
+``seed-2`` (training seeds) and ``fidelity-4x`` (4x the budget), with ``quality.json`` (their figures).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from regnet_explore.analysis.sweep import load_results
+from regnet_explore.errors import RegNetExploreError
+
+RESULTS_DIR = Path(__file__).with_name("results")
+STUDY_SPACES = ("regnetx", "anynetxa")
+
+
+def shipped_names() -> list[str]:
+    """The shipped sweep directories."""
+    return sorted(p.name for p in RESULTS_DIR.iterdir() if (p / "sweep.json").exists()) if RESULTS_DIR.is_dir() else []
+
+
+def shipped_results(name: str, failed: bool = False) -> pd.DataFrame:
+    """One shipped sweep's table (:func:`sweep.load_results`), e.g. ``shipped_results("regnetx")``."""
+    if name not in shipped_names():
+        raise RegNetExploreError(f"no shipped sweep {name!r}; shipped: {', '.join(shipped_names()) or 'none'}")
+    return load_results(RESULTS_DIR / name, failed=failed)
+
+
+def shipped_settings(name: str) -> dict:
+    """The settings (``sweep.json``) a shipped sweep was run with."""
+    shipped_results(name)  # checks the name
+    return json.loads((RESULTS_DIR / name / "sweep.json").read_text())
+
+
+def shipped_quality() -> dict:
+    """The proxy's quality figures (``benchmarks/proxy_quality.py``'s ``quality.json``)."""
+    path = RESULTS_DIR / "quality.json"
+    if not path.exists():
+        raise RegNetExploreError(f"{path}: no proxy-quality figures shipped")
+    return json.loads(path.read_text())
+
+
+__all__ = ["RESULTS_DIR", "STUDY_SPACES", "shipped_names", "shipped_quality", "shipped_results", "shipped_settings"]
