@@ -63,7 +63,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one rename.
+    """Yield a temporary path next to ``path``; on success it is flushed to disk (fsync) and replaces ``path`` in
+    one rename, and the rename itself is made durable (fsync of the folder).
 
     On any error the temporary file is removed and ``path`` is left as it was (absent or the old file).
     """
@@ -78,7 +79,18 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:  # the data on disk before the name points at it: a crash leaves the old file or the whole new one
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp_path, path)
+        with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
+            dir_fd = os.open(path.parent or ".", os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     finally:
         tmp_path.unlink(missing_ok=True)
 

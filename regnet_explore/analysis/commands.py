@@ -84,7 +84,8 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
                  batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters, crop=args.crop,
                  crop_placement=args.crop_placement, sweeps=args.sweeps, classes=args.classes,
                  neck_channels=args.neck_channels, encoder_channels=args.encoder_channels,
-                 max_points=args.max_points, flops=_window(args.flops_min, args.flops_max, 1e9),
+                 max_points=args.max_points, pretrained=args.pretrained,
+                 flops=_window(args.flops_min, args.flops_max, 1e9),
                  params=_window(args.params_min, args.params_max, 1e6), metric=args.metric, out=args.out,
                  workers=args.workers, devices=tuple(args.device or ()), shard=args.shard, backend=args.backend,
                  address=args.address, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
@@ -192,9 +193,11 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
     p.add_argument("--neck-channels", type=int, help="FPN output width (the config's: 256)")
     p.add_argument("--encoder-channels", type=_ints, help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
-    p.add_argument("--max-points", type=int, help="points kept per pillar in training (the config's: 64)")
+    p.add_argument("--max-points", type=int, help="points kept per pillar (the config's: 64)")
+    p.add_argument("--pretrained", help="ImageNet weights (pycls .pyth or converted) loaded into every backbone "
+                                        "where names and shapes match")
     p.add_argument("--batch-size", type=int, help="samples per iteration (default: the config's samples_per_gpu)")
-    p.add_argument("--lr", type=float, help="base learning rate (default: 1e-3 scaled linearly with the batch)")
+    p.add_argument("--lr", type=float, help="base learning rate (default: the reference's 1e-3, whatever the batch)")
     p.add_argument("--warmup-iters", type=int, help="linear warm-up iterations (default: a tenth of the budget)")
     p.add_argument("--flops-min", type=float, help="GFLOPs (multiply-adds) of the backbone on the training grid")
     p.add_argument("--flops-max", type=float)

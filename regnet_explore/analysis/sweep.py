@@ -50,7 +50,7 @@ DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
 RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "version", "budget", "batch_size",
                  "lr", "warmup_iters", "crop", "crop_placement", "sweeps", "classes", "neck_channels",
-                 "encoder_channels", "max_points", "flops", "params", "num_stages", "metric")
+                 "encoder_channels", "max_points", "pretrained", "flops", "params", "num_stages", "metric")
 BACKENDS = ("local", "ray")
 # The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
 # in a +-16 m window (128 x 128 pillars) of one LiDAR sweep, on a synthetic nuScenes set of 40 scenes (128 training
@@ -79,7 +79,7 @@ class SweepConfig:
     version: str | None = None
     budget: int = 400  # training iterations per model
     batch_size: int | None = None  # None: the detector config's samples_per_gpu
-    lr: float | None = None  # None: the engine's linearly scaled reference lr
+    lr: float | None = None  # None: the engine's reference lr (1e-3)
     warmup_iters: int | None = None  # None: a tenth of the budget
     crop: float | None = None
     crop_placement: str = "center"
@@ -90,6 +90,7 @@ class SweepConfig:
     neck_channels: int | None = None
     encoder_channels: tuple[int, ...] | None = None
     max_points: int | None = None
+    pretrained: str | None = None  # ImageNet weights loaded into every backbone where names and shapes match
     flops: tuple[float, float] | None = None
     params: tuple[float, float] | None = None
     num_stages: int = 4
@@ -139,10 +140,13 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
     if cfg.data is not None and cfg.synthetic is not None:
         raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
     data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
+    if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
+        raise RegNetExploreError(f"{cfg.pretrained}: no such pretrained checkpoint")
+    pretrained = str(Path(cfg.pretrained).resolve()) if cfg.pretrained is not None else None
     tuples = {name: tuple(getattr(cfg, name)) for name in ("synthetic", "encoder_channels")
               if getattr(cfg, name) is not None}
-    return dataclasses.replace(cfg, detector=base.name, data=data, devices=tuple(cfg.devices), classes=classes,
-                               shard=(int(i), int(n)), **tuples)
+    return dataclasses.replace(cfg, detector=base.name, data=data, pretrained=pretrained, devices=tuple(cfg.devices),
+                               classes=classes, shard=(int(i), int(n)), **tuples)
 
 
 def pin_settings(cfg: SweepConfig) -> None:
@@ -265,7 +269,7 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
                      warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10),
                      seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, crop=cfg.crop,
                      crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
-                     progress=False, device=device)
+                     progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
     n_train = len(open_dataset(det.dataset, root, cfg.version, train_split, sweeps=cfg.sweeps))
     global_batch = batch * int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: a batch per process

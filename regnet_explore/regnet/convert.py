@@ -318,23 +318,24 @@ class PretrainedLoadReport:
 
 
 def load_pretrained(model: RegNet, source: str | os.PathLike | dict[str, torch.Tensor]) -> PretrainedLoadReport:
-    """Load ImageNet weights (converted file, mmdet layout) into a backbone, as mmcv does but saying why.
+    """Load ImageNet weights into a backbone, as mmcv does but saying why: a pycls checkpoint (``.pyth``, converted
+    in memory as ``regnet-explore convert`` would) or a converted one (mmdet layout), or a state dict of either.
 
     Like mmcv's non-strict loader, tensors whose key is unknown or whose shape differs are skipped and keep their
     initial values. Typical for PointPillars' 64-channel no-stem RegNet: the stem ``conv1``/``bn1`` and ``fc`` have no
     place, and ``layer1.0.conv1``/``layer1.0.downsample.0`` take 64 input channels instead of the stem's 32.
     """
     if isinstance(source, dict):
-        state, name = source, "state dict"
+        ckpt, name = source, "state dict"
     else:
-        ckpt = load_checkpoint(source)
+        ckpt, name = load_checkpoint(source), str(source)
+    if isinstance(ckpt, dict) and ("model_state" in ckpt or "ema_state" in ckpt or "stem.conv.weight" in ckpt):
+        state = convert_state_dict(extract_pycls_state(ckpt, name), name)
+    else:
         state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-        name = str(source)
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise RegNetExploreError(f"{name}: no state dict of tensors found")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    if "stem.conv.weight" in state:
-        raise RegNetExploreError(f"{name}: pycls layout; convert it first (regnet-explore convert)")
     own = model.state_dict()
     loadable, skipped = {}, []
     for key, value in state.items():

@@ -15,11 +15,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, help="samples per process (default: the config's samples_per_gpu)")
-    p.add_argument("--lr", type=float, help="base learning rate (default: 1e-3 scaled linearly with the batch)")
+    p.add_argument("--lr", type=float, help="base learning rate (default: the reference's 1e-3, whatever the batch)")
+    p.add_argument("--auto-scale-lr", action="store_true",
+                   help="scale the lr linearly by the total batch (processes x batch) over 32, as mmdetection3d's "
+                        "auto_scale_lr")
     p.add_argument("--warmup-iters", type=int, default=d.warmup_iters)
     p.add_argument("--work-dir", default=d.work_dir)
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
     p.add_argument("--load-from", help="initial weights: every tensor of this checkpoint whose name and shape match")
+    p.add_argument("--pretrained", help="ImageNet backbone weights, as the reference starts RegNet configs: a pycls "
+                                        "checkpoint (.pyth) or its `regnet-explore convert` output; the log lists "
+                                        "what loaded and what was skipped")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement,
@@ -39,12 +45,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(detector=args.config, data=args.data, version=args.version, work_dir=args.work_dir,
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters,
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, auto_scale_lr=args.auto_scale_lr,
+                      warmup_iters=args.warmup_iters,
                       seed=args.seed, crop=args.crop, crop_placement=args.crop_placement,
                       max_iters_per_epoch=args.max_iters,
                       eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
-                      load_from=args.load_from,
+                      load_from=args.load_from, pretrained=args.pretrained,
                       progress=not args.no_progress)
     result = train(cfg)
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports

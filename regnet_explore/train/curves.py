@@ -8,12 +8,35 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from regnet_explore.io import atomic_write
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import atomic_write, write_text_atomic
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
-    """The records of a log, one JSON object per line (the env-info header included)."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The records of a log, one JSON object per line (the env-info header included). A torn last line (a run
+    killed while writing it) is ignored."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number < len(lines):
+                raise RegNetExploreError(f"{path}:{number}: not a JSON record (the log was edited or corrupted)") \
+                    from None
+    return records
+
+
+def trim_log(path: str | os.PathLike, epoch: int) -> int:
+    """Cut a log back to what a checkpoint of ``epoch`` holds, before a resumed run appends to it: the train and val
+    records of later epochs (logged after that checkpoint by a killed run) and a torn last line go; header records
+    stay. Rewritten atomically; returns the number of records dropped."""
+    records = read_log(path)
+    kept = [r for r in records if r.get("mode") not in ("train", "val") or r.get("epoch", 0) <= epoch]
+    text = Path(path).read_text()
+    if len(kept) != len(records) or (text and not text.endswith("\n")):
+        write_text_atomic("".join(json.dumps(r) + "\n" for r in kept), path)
+    return len(records) - len(kept)
 
 
 def curves_figure(records: list[dict], metrics: tuple[str, ...] = ("mAP", "NDS", "AP_car")) -> Figure:

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import platform
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,13 +25,15 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from regnet_explore.data.dataset import NUSCENES_VERSIONS, DetectionData, open_dataset
-from regnet_explore.detection.checkpoint import read_checkpoint, save_checkpoint
+from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import atomic_write
 from regnet_explore.parallel import global_sum
+from regnet_explore.regnet.zoo import zoo_entry
 from regnet_explore.train.augment import AugmentConfig, Sample3D, augment
+from regnet_explore.train.curves import plot_log, trim_log
 from regnet_explore.train.distributed import DistEnv, convert_batchnorm, init_distributed
 from regnet_explore.train.losses import LossConfig, detection_loss
 from regnet_explore.train.schedule import ScheduleConfig, lr_at, make_optimizer
@@ -49,7 +52,8 @@ class TrainConfig:
     work_dir: str = "work_dirs/run"
     epochs: int = 24
     batch_size: int | None = None  # per process; None: the config's samples_per_gpu
-    lr: float | None = None  # None: 1e-3 scaled linearly from the config's reference batch
+    lr: float | None = None  # None: the reference's 1e-3, whatever the batch (mmdetection3d's default)
+    auto_scale_lr: bool = False  # scale lr linearly by the total batch over 32 (mmdetection3d's auto_scale_lr)
     warmup_iters: int = 1000
     seed: int = 0
     crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
@@ -66,6 +70,9 @@ class TrainConfig:
     amp: str = "none"  # 'fp16' or 'bf16' autocast on CUDA ('fp16' with loss scaling)
     resume: bool = False
     load_from: str | None = None  # initial weights (mmdet's load_from): every tensor whose name and shape match
+    # ImageNet backbone weights (mmdet's ``pretrained``): a pycls checkpoint or a converted one; None: the config's
+    # ``backbone.pretrained`` when that is a local file (an open-mmlab:// name is never downloaded)
+    pretrained: str | None = None
     progress: bool = True
 
 
@@ -193,6 +200,33 @@ def load_matching(model: torch.nn.Module, path: str | Path) -> tuple[int, list[s
     return len(match), sorted(set(own) - set(match))
 
 
+def init_pretrained(model: PointPillars, path: str | None, report: bool = True) -> dict | None:
+    """The backbone's initial weights as the reference sets them (mmdet's ``pretrained``, before ``load_from``).
+
+    ``path`` (else the config's ``backbone.pretrained`` when it is a local file): a pycls or converted ImageNet
+    checkpoint, loaded non-strictly into ``pts_backbone``; returns the log record of what loaded and what was skipped
+    and why. A RegNet config whose reference starts from ImageNet weights (``open-mmlab://...``) and no file: one line
+    on stderr (when ``report``) saying so and how to get them; None.
+    """
+    wanted = model.cfg.backbone.pretrained
+    if path is None and wanted is not None and Path(wanted).is_file():
+        path = wanted
+    if path is not None:
+        result = load_pretrained_backbone(model, path)
+        return {"pretrained": str(path), "loaded": len(result.loaded), "skipped": [list(s) for s in result.skipped],
+                "not_loaded": result.not_loaded}
+    if report and model.cfg.backbone.type == "regnet" and wanted and wanted.startswith("open-mmlab://"):
+        arch = wanted.removeprefix("open-mmlab://")
+        try:
+            pycls_file = zoo_entry(arch).url_path.rsplit("/", 1)[-1]
+        except RegNetExploreError:
+            pycls_file = f"the pycls ImageNet checkpoint of {arch}"
+        print(f"note: mmdetection3d starts this backbone from ImageNet weights ({wanted}); training from random "
+              f"initialisation. Nothing is downloaded: get {pycls_file} from pycls's model zoo and pass "
+              f"--pretrained FILE (a .pyth, or its `regnet-explore convert` output)", file=sys.stderr)
+    return None
+
+
 def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | None]:
     if train.data is not None:
         return train.data, train.version
@@ -235,16 +269,18 @@ def predict_split(model: PointPillars, data: DetectionData, score_thr: float | N
 
 
 def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | Path,
-                   class_range: float | None = None) -> dict:
+                   class_range: float | None = None, score_thr: float | None = None) -> dict:
     """The official metric of the dataset (nuScenes DetectionEval / Lyft mAP) of ``model`` on ``data``'s split.
 
+    ``score_thr`` replaces the config's test threshold (0: every box the head keeps, e.g. to score an untrained
+    model's boxes rather than an empty submission, which nuScenes' DetectionEval cannot evaluate).
     ``class_range`` (m, nuScenes) limits the evaluated boxes to that distance, for a model on a cropped range.
     """
     from regnet_explore.data.dataset import LyftData
     from regnet_explore.data.lyft_eval import evaluate_lyft
     from regnet_explore.data.nuscenes_eval import evaluate_nuscenes
 
-    detections = predict_split(model, data)
+    detections = predict_split(model, data, score_thr)
     if isinstance(data, LyftData):
         return evaluate_lyft(data, detections)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -271,9 +307,10 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     det_cfg = crop_config(full_cfg, tc.crop) if tc.crop is not None else full_cfg
     batch = tc.batch_size or det_cfg.samples_per_gpu
     sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters,
-                           decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)),
-                           base_batch_size=det_cfg.samples_per_gpu * det_cfg.num_gpus)
-    base_lr = tc.lr if tc.lr is not None else sched.scaled_lr(batch * env.world_size)
+                           decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)))
+    base_lr = tc.lr if tc.lr is not None else sched.lr
+    if tc.auto_scale_lr:
+        base_lr = sched.scaled_lr(batch * env.world_size, base_lr)
 
     root, version = _default_data(det_cfg, tc)
     train_split, val_split = default_splits(det_cfg, tc, root, version)
@@ -296,6 +333,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     start_epoch, iteration = 0, 0
     latest = work_dir / "latest.pth"
     resumed = tc.resume and latest.exists()
+    pretrained = None if resumed else init_pretrained(model, tc.pretrained, env.is_main)
     loaded = None if resumed or tc.load_from is None else load_matching(model, tc.load_from)
     if resumed:
         state, meta = read_checkpoint(latest)
@@ -317,11 +355,15 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             if on_log:
                 on_log(record)
 
+    if env.is_main and resumed and log_path.exists():  # records a killed run logged after its checkpoint go
+        trim_log(log_path, start_epoch)
     if env.is_main and not (tc.resume and log_path.exists()):
         log_path.unlink(missing_ok=True)
         emit({"env_info": f"python {platform.python_version()}, torch {torch.__version__}, device {device}, "
                           f"world size {env.world_size}", "seed": tc.seed, "config": det_cfg.name,
               "train": dataclasses.asdict(tc)})
+        if pretrained is not None:
+            emit(pretrained)
         if loaded is not None:
             emit({"load_from": tc.load_from, "loaded": loaded[0], "skipped": loaded[1]})
     assign_cfg = AssignerConfig()
@@ -407,8 +449,6 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         if env.distributed:
             torch.distributed.barrier()
     if env.is_main:
-        from regnet_explore.train.curves import plot_log
-
         plot_log(log_path, work_dir / "curves.png")
     return TrainResult(work_dir, latest, history)
 
@@ -439,4 +479,4 @@ def _progress(enabled: bool, total: int, desc: str):
 
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "crop_config", "default_splits", "evaluate_model",
-           "flat_metrics", "label_map", "random_window", "train"]
+           "flat_metrics", "init_pretrained", "label_map", "random_window", "train"]

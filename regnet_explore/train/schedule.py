@@ -1,4 +1,5 @@
-"""The reference optimisation recipe: AdamW, linear warm-up, step decay, gradient clipping, linear LR scaling."""
+"""The reference optimisation recipe: AdamW lr 1e-3, linear warm-up, step decay, gradient clipping; optional linear
+LR scaling (mmdetection3d's ``auto_scale_lr``, off unless asked, base batch 32)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ class ScheduleConfig:
     epochs: int = 24
     decay_epochs: tuple[int, ...] = (20, 23)
     gamma: float = 0.1
-    base_batch_size: int = 32  # the config's samples_per_gpu x GPUs the lr was tuned for
+    base_batch_size: int = 32  # mmdetection3d's auto_scale_lr base: the batch the lr is meant for
 
-    def scaled_lr(self, batch_size: int) -> float:
-        """Linear scaling rule: lr grows with the total batch size."""
-        return self.lr * batch_size / self.base_batch_size
+    def scaled_lr(self, batch_size: int, lr: float | None = None) -> float:
+        """``auto_scale_lr``: ``lr`` (default the recipe's) times the total batch size over ``base_batch_size``."""
+        return (self.lr if lr is None else lr) * batch_size / self.base_batch_size
 
 
 def lr_at(cfg: ScheduleConfig, base_lr: float, epoch: int, iteration: int) -> float:
