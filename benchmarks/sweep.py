@@ -7,6 +7,7 @@ threads (``torch.get_num_threads() // K`` each), so on a CPU the speed-up measur
 use the cores than one model with all of them.
 
     python benchmarks/sweep.py [--workers 2] [--samples 4] [--budget 8] [--crop 8] [--flops-max 0.15] [--quick]
+    python benchmarks/sweep.py --proxy --samples 4     # the study's proxy task (docs/sweeps.md): its cost per model
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from regnet_explore.analysis.sweep import SweepConfig, run_sweep
+from regnet_explore.analysis.sweep import PROXY, SweepConfig, run_sweep
 from regnet_explore.runtime import tune_allocator
 
 
@@ -53,26 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", nargs="+", help="devices for the workers (default: cuda if present, else cpu)")
     parser.add_argument("--out", help="keep the sweep directories here (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true", help="2 models of 2 iterations")
+    parser.add_argument("--proxy", action="store_true", help="the --proxy preset (its budget, window, data, ...)")
     args = parser.parse_args(argv)
     tune_allocator()
     if args.quick:
         args.samples, args.budget = 2, 2
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}; "
-          f"{args.samples} {args.space} models x {args.budget} iterations of batch {args.batch_size}, "
-          f"crop {args.crop:g} m, backbone <= {args.flops_max:g} GFLOPs")
+    if args.proxy:
+        settings = {**PROXY, "data": args.data, "synthetic": None if args.data else PROXY["synthetic"]}
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.samples} {args.space} models "
+              f"of the --proxy task ({PROXY['budget']} iterations of batch {PROXY['batch_size']})")
+    else:
+        settings = dict(budget=args.budget, batch_size=args.batch_size, crop=args.crop, sweeps=args.sweeps,
+                        flops=(0.0, args.flops_max * 1e9), data=args.data)
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}; "
+              f"{args.samples} {args.space} models x {args.budget} iterations of batch {args.batch_size}, "
+              f"crop {args.crop:g} m, backbone <= {args.flops_max:g} GFLOPs")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
         results = []
         for workers in (1, args.workers):
-            cfg = SweepConfig(space=args.space, samples=args.samples, budget=args.budget, batch_size=args.batch_size,
-                              crop=args.crop, sweeps=args.sweeps, flops=(0.0, args.flops_max * 1e9), data=args.data,
-                              out=str(root / f"workers-{workers}"), workers=workers, devices=tuple(args.device or ()))
+            cfg = SweepConfig(space=args.space, samples=args.samples, **settings, out=str(root / f"workers-{workers}"),
+                              workers=workers, devices=tuple(args.device or ()))
             results.append(timed_sweep(cfg))
             report(results[-1])
     one, many = results
     same = torch.allclose(torch.tensor(one["losses"]), torch.tensor(many["losses"]), rtol=1e-5)
     print(f"\n{args.workers} workers / 1 worker: {many['per_hour'] / one['per_hour']:.2f}x models/hour; "
-          f"same final losses: {'yes' if same else 'NO'}")
+          f"same final losses: {'yes' if same else 'NO'}; {args.workers} workers: {3600 / many['per_hour']:.1f} s "
+          "a model")
     return 0
 
 

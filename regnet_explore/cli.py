@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "regnet_explore.regnet.commands",
     "regnet_explore.detection.commands",
     "regnet_explore.data.commands",
+    "regnet_explore.evaluation.commands",
     "regnet_explore.train.commands",
     "regnet_explore.analysis.commands",
     "regnet_explore.demo",

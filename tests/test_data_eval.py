@@ -15,16 +15,16 @@ import pytest
 
 from regnet_explore.cli import main
 from regnet_explore.data.dataset import LyftData, NuScenesData
-from regnet_explore.data.detections import oracle_detections
-from regnet_explore.data.lyft_eval import evaluate_lyft, gt_records, prediction_records, write_submission_csv
-from regnet_explore.data.nuscenes_eval import (
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections import oracle_detections
+from regnet_explore.evaluation.lyft import evaluate_lyft, gt_records, prediction_records, write_submission_csv
+from regnet_explore.evaluation.nuscenes import (
     attribute_name,
     evaluate_nuscenes,
     evaluate_submission,
     summarize,
     write_submission,
 )
-from regnet_explore.errors import RegNetExploreError
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from regnet_explore.data.dataset import LyftData, NuScenesData, open_dataset
-from regnet_explore.data.detections import lidar_to_global
 from regnet_explore.data.geometry import quaternion_to_matrix
 from regnet_explore.data.index import boxes_to_lidar, build_index
 from regnet_explore.data.jsonstream import iter_json_array
@@ -21,6 +20,7 @@ from regnet_explore.data.points import load_points_bin
 from regnet_explore.data.sweeps import aggregate_sweeps
 from regnet_explore.data.synthetic import synthesize
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections import lidar_to_global
 
 
 def _devkit_gt(db, sample_token: str, lidar_token: str, velocity: bool) -> dict[str, np.ndarray]:

@@ -240,7 +240,7 @@ def test_bounded_training_lowers_the_loss_and_raises_car_ap(tmp_path):
     from regnet_explore.data.dataset import open_dataset
     from regnet_explore.data.synthetic import ensure_default_dataset
     from regnet_explore.detection.detector import PointPillars
-    from regnet_explore.train.engine import evaluate_model
+    from regnet_explore.evaluation.predict import evaluate_model
 
     cfg = TrainConfig(detector=DETECTOR, work_dir=str(tmp_path / "run"), epochs=25, batch_size=4, lr=2e-3,
                       warmup_iters=20, crop=16, sweeps=1, log_interval=8, progress=False)

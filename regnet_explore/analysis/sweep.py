@@ -41,10 +41,11 @@ from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.io import write_json_atomic
 from regnet_explore.regnet.sampling import SPACES, ComplexityProbe, SampledNet, SampleReport, sample_space
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, crop_config, default_splits, evaluate_model, flat_metrics, train
+from regnet_explore.train.engine import TrainConfig, crop_config, default_splits, train
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others

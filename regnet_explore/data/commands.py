@@ -1,27 +1,21 @@
-"""CLI subcommands of the data part: ``data synth``, ``data info``, ``data default`` and ``evaluate``."""
+"""CLI subcommands of the data part: ``data synth``, ``data info`` and ``data default``."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, open_dataset
 from regnet_explore.data.synthetic import FORMATS, ensure_default_dataset, synthesize
-from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint
 
 
 def _default_split(data_fmt: str, version: str) -> str:
     return NUSCENES_SPLITS[version][-1] if data_fmt == "nuscenes" else "val"
 
 
-def _open(args: argparse.Namespace, split_default: bool) -> DetectionData:
+def open_from_args(args: argparse.Namespace, split_default: bool) -> DetectionData:
     root = Path(args.dataroot) if args.dataroot else ensure_default_dataset(args.format)
     data = open_dataset(args.format, root, args.version)
     split = args.split or (_default_split(args.format, data.version) if split_default else None)
@@ -41,7 +35,7 @@ def _cmd_default(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    data = _open(args, split_default=False)
+    data = open_from_args(args, split_default=False)
     print(f"{data.dataroot} {data.version} split {data.split or 'all'}: {len(data)} key frames, "
           f"{len(data.scene_names())} scenes in the index")
     counts: Counter[str] = Counter()
@@ -55,47 +49,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_detections(path: str) -> dict:
-    raw = load_checkpoint(path)
-    if not isinstance(raw, dict):
-        raise RegNetExploreError(f"{path}: expected a dict of sample token -> {{boxes, scores, labels}}")
-    return {t: {k: np.asarray(v) for k, v in d.items()} for t, d in raw.items()}
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    data = _open(args, split_default=True)
-    out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="regnet-explore-eval-"))
-    if args.results and args.format == "lyft":
-        raise RegNetExploreError(f"--results {args.results}: a nuScenes submission JSON; for Lyft give --detections")
-    if args.results:
-        from regnet_explore.data.nuscenes_eval import evaluate_submission
-        metrics = evaluate_submission(data, args.results, out_dir)
-        print(f"devkit metric files: {out_dir}")
-    else:
-        if args.oracle:
-            from regnet_explore.data.detections import oracle_detections
-            detections = oracle_detections(data)
-        elif args.detections:
-            detections = _load_detections(args.detections)
-        else:
-            raise RegNetExploreError("evaluate: give --detections FILE.pt, --results FILE.json (nuScenes) "
-                                     "or --oracle")
-        if args.format == "nuscenes":
-            from regnet_explore.data.nuscenes_eval import evaluate_nuscenes
-            metrics = evaluate_nuscenes(data, detections, out_dir)
-            print(f"submission and devkit metric files: {out_dir}")
-        else:
-            from regnet_explore.data.lyft_eval import evaluate_lyft, write_submission_csv
-            metrics = evaluate_lyft(data, detections)
-            if args.lyft_csv:
-                print(f"submission CSV: {write_submission_csv(data, detections, args.lyft_csv)}")
-    summary = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-    print(json.dumps(summary, indent=1))
-    print("per class AP: " + ", ".join(f"{c} {ap:.4f}" for c, ap in metrics["class_AP"].items()))
-    return 0
-
-
-def _dataset_args(p: argparse.ArgumentParser) -> None:
+def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, required=True)
     p.add_argument("--dataroot", help="dataset root (default: the synthetic set under data/synthetic, made if "
                                       "missing); see data/README.md for the layouts")
@@ -121,15 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_default)
 
     p = sub.add_parser("info", help="key frames, scenes and GT class counts of a dataset split")
-    _dataset_args(p)
+    add_dataset_arguments(p)
     p.add_argument("--no-points", action="store_true", help="do not read the first sample's points")
     p.set_defaults(func=_cmd_info)
-
-    p = subparsers.add_parser("evaluate", help="nuScenes DetectionEval (mAP, NDS) or Lyft mAP@0.5:0.95")
-    _dataset_args(p)
-    p.add_argument("--detections", help="torch file: dict sample token -> {boxes (K, 7|9), scores, labels}")
-    p.add_argument("--results", help="nuScenes submission JSON to evaluate as is")
-    p.add_argument("--oracle", action="store_true", help="evaluate the ground truth itself (perfect detector)")
-    p.add_argument("--out-dir", help="where the nuScenes devkit writes its files (default: a new temporary folder)")
-    p.add_argument("--lyft-csv", help="also write a Lyft Kaggle submission CSV here")
-    p.set_defaults(func=_cmd_evaluate)

@@ -16,7 +16,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_c
 from regnet_explore.detection.configs import DetectorConfig, get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.predict import evaluate_model, flat_metrics, label_map
 from regnet_explore.io import atomic_write
 from regnet_explore.parallel import global_sum
 from regnet_explore.regnet.zoo import zoo_entry
@@ -125,11 +126,6 @@ def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Genera
         first, last = math.ceil((lo + half_extent) / step - 1e-9), math.floor((hi - half_extent) / step + 1e-9)
         center.append(float(rng.integers(first, last + 1) * step))
     return crop_config(cfg, half_extent, (center[0], center[1]))
-
-
-def label_map(from_names: Sequence[str], to_names: Sequence[str]) -> np.ndarray:
-    """Index of each of ``from_names`` in ``to_names``, -1 where absent (a detector trained on a class subset)."""
-    return np.array([to_names.index(n) if n in to_names else -1 for n in from_names], dtype=np.int64)
 
 
 class TrainingSet(torch.utils.data.Dataset):
@@ -245,46 +241,6 @@ def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
         return (train.train_split or ("mini_train" if mini else "train"),
                 train.val_split or ("mini_val" if mini else "val"))
     return train.train_split or "train", train.val_split or "val"
-
-
-def predict_split(model: PointPillars, data: DetectionData, score_thr: float | None = None,
-                  progress: bool = False) -> dict[str, dict]:
-    """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy; labels index
-    ``data.class_names``)."""
-    to_data = label_map(model.cfg.class_names, data.class_names)
-    if (to_data < 0).any():
-        raise RegNetExploreError(f"{model.cfg.name} predicts classes that {data.version} does not have: "
-                                 f"{[c for c, i in zip(model.cfg.class_names, to_data) if i < 0]}")
-    out = {}
-    tokens = data.tokens
-    if progress:
-        from tqdm.auto import tqdm
-
-        tokens = tqdm(tokens, desc="inference", leave=False)
-    for token in tokens:
-        det = model.predict(data.sample(token).network_points(), score_thr=score_thr)
-        out[token] = {"boxes": det.boxes.cpu().numpy(), "scores": det.scores.cpu().numpy(),
-                      "labels": det.labels.cpu().numpy()}
-    return out
-
-
-def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | Path,
-                   class_range: float | None = None, score_thr: float | None = None) -> dict:
-    """The official metric of the dataset (nuScenes DetectionEval / Lyft mAP) of ``model`` on ``data``'s split.
-
-    ``score_thr`` replaces the config's test threshold (0: every box the head keeps, e.g. to score an untrained
-    model's boxes rather than an empty submission, which nuScenes' DetectionEval cannot evaluate).
-    ``class_range`` (m, nuScenes) limits the evaluated boxes to that distance, for a model on a cropped range.
-    """
-    from regnet_explore.data.dataset import LyftData
-    from regnet_explore.data.lyft_eval import evaluate_lyft
-    from regnet_explore.data.nuscenes_eval import evaluate_nuscenes
-
-    detections = predict_split(model, data, score_thr)
-    if isinstance(data, LyftData):
-        return evaluate_lyft(data, detections)
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    return evaluate_nuscenes(data, detections, output_dir, class_range=class_range)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -453,13 +409,6 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     return TrainResult(work_dir, latest, history)
 
 
-def flat_metrics(metrics: dict) -> dict:
-    """Scalars of a metrics dict, per-class APs flattened as ``AP_<class>`` (NaN/inf left out)."""
-    flat = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-    flat.update({f"AP_{c}": float(v) for c, v in metrics.get("class_AP", {}).items()})
-    return {k: v for k, v in flat.items() if math.isfinite(v)}
-
-
 def _memory_mb(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device) / 2**20)
@@ -478,5 +427,5 @@ def _progress(enabled: bool, total: int, desc: str):
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "crop_config", "default_splits", "evaluate_model",
-           "flat_metrics", "init_pretrained", "label_map", "random_window", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "crop_config", "default_splits", "init_pretrained",
+           "random_window", "train"]

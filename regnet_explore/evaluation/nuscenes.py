@@ -13,8 +13,8 @@ import numpy as np
 
 from regnet_explore.data.classes import NUSCENES_CLASS_RANGE, NUSCENES_CLASSES
 from regnet_explore.data.dataset import NuScenesData
-from regnet_explore.data.detections import check_detection, lidar_to_global
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections import check_detection, lidar_to_global
 from regnet_explore.io import write_json_atomic
 
 MAX_BOXES_PER_SAMPLE = 500

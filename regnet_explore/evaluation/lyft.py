@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from regnet_explore.data.dataset import LyftData
-from regnet_explore.data.detections import check_detection, lidar_to_global
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections import check_detection, lidar_to_global
 from regnet_explore.io import write_text_atomic
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
