@@ -66,8 +66,9 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
 
     seeds = [population[population["index"] < args.noise_models][["index", "error"]].assign(seed=0)]
     for s in range(1, args.seeds):
-        if (out / f"seed-{s}").is_dir():
-            seeds.append(load_results(out / f"seed-{s}")[["index", "error"]].assign(seed=s))
+        table = load_results(out / f"seed-{s}") if (out / f"seed-{s}").is_dir() else pd.DataFrame()
+        if len(table):
+            seeds.append(table[["index", "error"]].assign(seed=s))
     by_model = pd.concat(seeds).pivot(index="index", columns="seed", values="error").dropna()
     per_model_std = by_model.std(axis=1, ddof=1)
     seed_std = float(np.sqrt((per_model_std**2).mean())) if len(by_model) else np.nan
@@ -79,7 +80,7 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
                               and seed_std <= result["iqr"] / 4)
 
     fidelity_dir = out / f"fidelity-{args.factor}x"
-    if fidelity_dir.is_dir():
+    if fidelity_dir.is_dir() and len(load_results(fidelity_dir)):
         long = load_results(fidelity_dir)[["index", "error"]].rename(columns={"error": "long"})
         pair = population[["index", "error"]].merge(long, on="index")
         result.update(fidelity_models=len(pair), proxy_errors=pair["error"].round(4).tolist(),
