@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from regnet_explore.data.dataset import LyftData, NuScenesData
-from regnet_explore.data.synthetic import synthesize
+from regnet_explore.synthetic import synthesize
 
 # Peak RSS from VmHWM: it starts afresh at exec, whereas ru_maxrss keeps the forking parent's high-water mark.
 _CHILD = r"""

@@ -54,10 +54,10 @@ def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None =
              device: str = "cpu", max_samples: int | None = None) -> dict[str, Path]:
     """The whole pipeline; returns the files it wrote."""
     from regnet_explore.data.dataset import open_dataset
-    from regnet_explore.data.synthetic import ensure_default_dataset
     from regnet_explore.detection.detector import PointPillars
     from regnet_explore.evaluation.nuscenes import evaluate_nuscenes
     from regnet_explore.evaluation.predict import predict_split
+    from regnet_explore.synthetic import ensure_default_dataset
     from regnet_explore.viz.bev import bev_figure
     from regnet_explore.viz.common import save_png
     from regnet_explore.viz.open3d_view import Open3DUnavailable, open3d_status, render_png

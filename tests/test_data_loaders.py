@@ -15,12 +15,12 @@ from regnet_explore.data.dataset import LyftData, NuScenesData, open_dataset
 from regnet_explore.data.geometry import quaternion_to_matrix
 from regnet_explore.data.index import boxes_to_lidar, build_index
 from regnet_explore.data.jsonstream import iter_json_array
-from regnet_explore.data.lidar import NUSCENES_LIDAR, cast
+from regnet_explore.data.multisweep import aggregate_sweeps
 from regnet_explore.data.points import load_points_bin
-from regnet_explore.data.sweeps import aggregate_sweeps
-from regnet_explore.data.synthetic import synthesize
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.detections import lidar_to_global
+from regnet_explore.synthetic import synthesize
+from regnet_explore.synthetic.lidar import NUSCENES_LIDAR, cast
 
 
 def _devkit_gt(db, sample_token: str, lidar_token: str, velocity: bool) -> dict[str, np.ndarray]:
@@ -202,8 +202,8 @@ def test_bad_input_one_line_errors(case, nus_root, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["nuscenes", "lyft"])
 def test_sector_culling_changes_nothing(fmt, monkeypatch):
-    from regnet_explore.data import lidar, world
-    from regnet_explore.data.classes import LYFT_PRIORS, NUSCENES_PRIORS
+    from regnet_explore.synthetic import lidar, world
+    from regnet_explore.synthetic.priors import LYFT_PRIORS, NUSCENES_PRIORS
     spec, priors = (lidar.LYFT_LIDAR, LYFT_PRIORS) if fmt == "lyft" else (lidar.NUSCENES_LIDAR, NUSCENES_PRIORS)
     w = world.simulate_world(np.random.default_rng(7), priors, 1.0, np.array([100.0, 100.0]))
     boxes = np.concatenate([world.actor_boxes(w, 0.3)[0], w.clutter])

@@ -205,12 +205,12 @@ def test_wrong_arch_lists_every_mismatching_key(tmp_path, capsys):
 def test_module_entry_point_exit_code(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("hello")
-    proc = subprocess.run([sys.executable, "-m", "regnet_explore.convert", str(text), str(tmp_path / "o.pth")],
+    proc = subprocess.run([sys.executable, "-m", "regnet_explore.regnet2mmdet", str(text), str(tmp_path / "o.pth")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and str(text) in proc.stderr
     good = tmp_path / "g.pyth"
     torch.save(to_pycls_checkpoint(RegNet("RegNetX-200MF", num_classes=1000)), good)
-    proc = subprocess.run([sys.executable, "-m", "regnet_explore.convert", str(good), str(tmp_path / "o.pth")],
+    proc = subprocess.run([sys.executable, "-m", "regnet_explore.regnet2mmdet", str(good), str(tmp_path / "o.pth")],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "RegNetX-200MF" in proc.stdout

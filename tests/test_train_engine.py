@@ -238,9 +238,9 @@ def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
 def test_bounded_training_lowers_the_loss_and_raises_car_ap(tmp_path):
     """200 iterations (about 4 minutes on 2 cores) of a reduced configuration: a ±16 m crop, one sweep."""
     from regnet_explore.data.dataset import open_dataset
-    from regnet_explore.data.synthetic import ensure_default_dataset
     from regnet_explore.detection.detector import PointPillars
     from regnet_explore.evaluation.predict import evaluate_model
+    from regnet_explore.synthetic import ensure_default_dataset
 
     cfg = TrainConfig(detector=DETECTOR, work_dir=str(tmp_path / "run"), epochs=25, batch_size=4, lr=2e-3,
                       warmup_iters=20, crop=16, sweeps=1, log_interval=8, progress=False)

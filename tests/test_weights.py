@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.data.synthetic import ensure_default_dataset
 from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.evaluation.predict import evaluate_model
+from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.weights import WEIGHTS_DIR, shipped_checkpoint
 
 NUS = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from regnet_explore.analysis.sampling import SPACES
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -20,7 +21,6 @@ from regnet_explore.analysis.sweep import (
     run_sweep,
 )
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.sampling import SPACES
 
 REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
 

@@ -15,9 +15,9 @@ import os
 import time
 from collections.abc import Iterator
 
+from regnet_explore.analysis.sampling import SampledNet
 from regnet_explore.analysis.sweep import SweepConfig, train_one
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.sampling import SampledNet
 
 INSTALL_HINT = "pip install 'regnet_explore[cluster]' (or pip install 'ray[default]')"
 

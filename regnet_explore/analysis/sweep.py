@@ -35,15 +35,15 @@ from typing import IO
 import pandas as pd
 import torch
 
+from regnet_explore.analysis.sampling import SPACES, ComplexityProbe, SampledNet, SampleReport, sample_space
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.data.synthetic import ensure_synthetic
 from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.io import write_json_atomic
-from regnet_explore.regnet.sampling import SPACES, ComplexityProbe, SampledNet, SampleReport, sample_space
+from regnet_explore.synthetic import ensure_synthetic
 from regnet_explore.train.curves import read_log
 from regnet_explore.train.engine import TrainConfig, crop_config, default_splits, train
 

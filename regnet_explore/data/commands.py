@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, open_dataset
-from regnet_explore.data.synthetic import FORMATS, ensure_default_dataset, synthesize
+from regnet_explore.synthetic import FORMATS, ensure_default_dataset, synthesize
 
 
 def _default_split(data_fmt: str, version: str) -> str:

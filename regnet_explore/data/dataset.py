@@ -16,9 +16,9 @@ import numpy as np
 
 from regnet_explore.data.classes import LYFT_CLASSES, NUSCENES_CLASSES
 from regnet_explore.data.index import connect, open_index
-from regnet_explore.data.sweeps import aggregate_sweeps
-from regnet_explore.data.synthetic import SYNTHETIC_MARKER
+from regnet_explore.data.multisweep import aggregate_sweeps
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.synthetic import SYNTHETIC_MARKER
 
 NETWORK_DIMS = [0, 1, 2, 4]  # of (x, y, z, intensity, time lag): intensity is not a network input
 NUSCENES_VERSIONS = ("v1.0-mini", "v1.0-trainval", "v1.0-test")

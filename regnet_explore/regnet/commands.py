@@ -99,7 +99,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``convert`` (shared with ``python -m regnet_explore.convert``)."""
+    """Arguments of ``convert`` (shared with ``python -m regnet_explore.regnet2mmdet``)."""
     p.add_argument("pretrain", help="pycls checkpoint (.pyth/.pth: model_state, ema_state or a bare state dict)")
     p.add_argument("store", help="output file ({'state_dict': ...} in mmdet ResNet-style keys)")
     p.add_argument("--drop-fc", action="store_true", help="leave out the ImageNet classifier (fc.*)")

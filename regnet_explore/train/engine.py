@@ -226,7 +226,7 @@ def init_pretrained(model: PointPillars, path: str | None, report: bool = True) 
 def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | None]:
     if train.data is not None:
         return train.data, train.version
-    from regnet_explore.data.synthetic import ensure_default_dataset
+    from regnet_explore.synthetic import ensure_default_dataset
 
     return str(ensure_default_dataset(cfg.dataset)), train.version
 

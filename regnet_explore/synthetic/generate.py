@@ -22,17 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from regnet_explore.data.classes import (
-    LYFT_PRIORS,
-    NUSCENES_ATTRIBUTES,
-    NUSCENES_PRIORS,
-    NUSCENES_VISIBILITY,
-    ObjectPrior,
-)
+from regnet_explore.data.classes import NUSCENES_ATTRIBUTES, NUSCENES_VISIBILITY
 from regnet_explore.data.geometry import yaw_to_quaternion
-from regnet_explore.data.lidar import LYFT_LIDAR, NUSCENES_LIDAR, LidarSpec, cast
-from regnet_explore.data.world import World, actor_boxes, ego_pose, road_pose, simulate_world
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.synthetic.lidar import LYFT_LIDAR, NUSCENES_LIDAR, LidarSpec, cast
+from regnet_explore.synthetic.priors import LYFT_PRIORS, NUSCENES_PRIORS, ObjectPrior
+from regnet_explore.synthetic.world import World, actor_boxes, ego_pose, road_pose, simulate_world
 
 FORMATS = ("nuscenes", "lyft")
 SCAN_HZ, SCANS_PER_KEYFRAME = 20, 10

@@ -1,4 +1,4 @@
-"""``python -m regnet_explore.convert PRETRAIN STORE``: the call shape of mmdet's ``regnet2mmdet.py``."""
+"""``python -m regnet_explore.regnet2mmdet PRETRAIN STORE``: the call shape of mmdet's ``regnet2mmdet.py``."""
 
 from __future__ import annotations
 

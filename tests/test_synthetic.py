@@ -11,12 +11,12 @@ import matplotlib
 import numpy as np
 import pytest
 
-from regnet_explore.data import synthetic
 from regnet_explore.data.classes import LYFT_CLASSES, NUSCENES_CLASSES
 from regnet_explore.data.dataset import LyftData, NuScenesData
 from regnet_explore.data.points import load_points_bin
 from regnet_explore.data.stats import frame_stats
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.synthetic import generate as synthetic
 
 matplotlib.use("Agg")
 

@@ -10,10 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.backbone import RegNet, regnet_complexity
-from regnet_explore.regnet.design import RegNetParams, generate_stages
-from regnet_explore.regnet.sampling import (
+from regnet_explore.analysis.sampling import (
     ANYNET_WIDTHS,
     GROUP_WIDTHS,
     IMAGENET_PROBE,
@@ -24,6 +21,9 @@ from regnet_explore.regnet.sampling import (
     _pick_nondecreasing,
     sample_space,
 )
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.regnet.backbone import RegNet, regnet_complexity
+from regnet_explore.regnet.design import RegNetParams, generate_stages
 
 ANYNET = [s for s in SPACES if s.startswith("anynet")]
 REGNET = ["regnetx", "regnety"]

@@ -7,11 +7,7 @@ import math
 import pytest
 import torch
 
-from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.backbone import RegNet
-from regnet_explore.regnet.convert import to_pycls_checkpoint
-from regnet_explore.regnet.design import RegNetParams, RegNetStages, block_widths, generate_stages
-from regnet_explore.regnet.fit import (
+from regnet_explore.analysis.fit import (
     WidthFit,
     fit_block_widths,
     fit_checkpoint,
@@ -19,7 +15,11 @@ from regnet_explore.regnet.fit import (
     fit_stages,
     stage_to_block_widths,
 )
-from regnet_explore.regnet.sampling import sample_space
+from regnet_explore.analysis.sampling import sample_space
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.regnet.backbone import RegNet
+from regnet_explore.regnet.convert import to_pycls_checkpoint
+from regnet_explore.regnet.design import RegNetParams, RegNetStages, block_widths, generate_stages
 from regnet_explore.regnet.zoo import ZOO, zoo_params
 
 RESNET50 = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3

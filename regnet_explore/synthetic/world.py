@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regnet_explore.data.classes import ObjectPrior
+from regnet_explore.synthetic.priors import ObjectPrior
 
 LANES = (-1.75, -5.25, 1.75, 5.25)
 PARKING_D = 8.75
