@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "regnet_explore.train.commands",
     "regnet_explore.analysis.commands",
     "regnet_explore.demo",
+    "regnet_explore.lab",
 )
 
 

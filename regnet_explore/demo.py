@@ -14,9 +14,9 @@ import torch
 
 from regnet_explore.io import save_checkpoint_atomic
 from regnet_explore.regnet.backbone import RegNet
-from regnet_explore.regnet.commands import zoo_report
 from regnet_explore.regnet.convert import convert_checkpoint, to_pycls_checkpoint
 from regnet_explore.regnet.pitfall import diagnose, paper_rounded
+from regnet_explore.regnet.report import zoo_report
 from regnet_explore.regnet.zoo import zoo_params
 from regnet_explore.weights import shipped_checkpoint
 
@@ -132,23 +132,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_lab(args: argparse.Namespace) -> int:
-    import subprocess
-    import sys
-
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    if not notebooks.is_dir():
-        notebooks = Path.cwd()
-    cmd = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}", *args.jupyter_args]
-    print(" ".join(cmd))
-    return subprocess.call(cmd)
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("lab", help="JupyterLab on the notebooks (extra arguments go to jupyter lab)")
-    p.add_argument("jupyter_args", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_lab)
-
     p = sub.add_parser("demo", help="the main job on the embedded synthetic data, end to end")
     p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--arch", default="RegNetX-400MF", help="zoo model for the conversion step")

@@ -66,8 +66,18 @@ def test_nuscenes_values():
     assert sec.anchors.ranges[0] == (-49.6, -49.6, -1.80032795, 49.6, 49.6, -1.80032795)
     assert sec.anchors.sizes[-1] == (0.48578221, 2.49008838, 0.98297065)
     fp16 = get_config("regnet-400mf-fpn-fp16-nus")
-    assert fp16.fp16 and fp16.samples_per_gpu == 2 and replace(fp16, name=cfg.name, alias=cfg.alias, fp16=False,
-                                                                samples_per_gpu=4) == cfg
+    assert fp16.samples_per_gpu == 2 and replace(fp16, name=cfg.name, alias=cfg.alias, samples_per_gpu=4) == cfg
+
+
+def test_the_config_table_cannot_be_changed_through_a_lookup():
+    import dataclasses
+
+    cfg = get_config("regnet-400mf-fpn-nus")
+    for obj, field in ((cfg, "name"), (cfg.test_cfg, "score_thr"), (cfg.anchors, "sizes"), (cfg.voxel, "max_points"),
+                       (cfg.backbone, "arch"), (cfg.neck, "out_channels"), (cfg.encoder, "feat_channels")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, None)
+    assert get_config("regnet-400mf-fpn-nus").test_cfg.score_thr == 0.05
 
 
 def test_lyft_values():

@@ -57,7 +57,7 @@ def aligned_anchors(feature_size: tuple[int, int], ranges: Sequence[Sequence[flo
     return torch.stack(columns, dim=-1).reshape(-1, len(columns))
 
 
-@dataclass
+@dataclass(frozen=True)
 class AnchorConfig:
     """Anchor sets of a head: shared ranges/sizes/rotations, one scale per feature level.
 

@@ -123,10 +123,8 @@ class DetectorConfig:
     dir_offset: float = -0.7854  # -pi/4 as written in the mmdet3d configs
     dir_limit_offset: float = 0.0
     point_dims: int = 4  # x, y, z, time-lag (intensity is not an input)
-    load_dim: int = 5
     samples_per_gpu: int = 4
     num_gpus: int = 8
-    fp16: bool = False
 
     @property
     def point_cloud_range(self) -> tuple[float, ...]:
@@ -224,7 +222,7 @@ def build_config(dataset: Literal["nuscenes", "lyft"], neck: Literal["fpn", "sec
         alias = f"{size_tag.rstrip('_') + '-' if arch else ''}{neck_tag}-lyft{'-range100' if range100 else ''}"
     return DetectorConfig(name=name, alias=alias, dataset=dataset, class_names=classes, voxel=voxel,
                           encoder=encoder, backbone=backbone, neck=neck_cfg, anchors=_anchors(dataset, neck, extent),
-                          code_size=code_size, samples_per_gpu=samples, fp16=fp16)
+                          code_size=code_size, samples_per_gpu=samples)
 
 
 def _all_configs() -> dict[str, DetectorConfig]:

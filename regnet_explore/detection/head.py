@@ -27,7 +27,7 @@ DIR_OFFSET = -math.pi / 4  # mmdet3d >= 1.0 configs (-0.7854)
 LEGACY_DIR_OFFSET = 0.7854  # mmdet3d < 1.0 configs, under which the released checkpoints were trained
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeadTestConfig:
     """mmdet3d ``test_cfg.pts`` of the PointPillars configs (nms_pre is per level)."""
 
