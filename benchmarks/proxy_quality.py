@@ -42,7 +42,8 @@ def plan(args: argparse.Namespace) -> list[SweepConfig]:
     """Every sweep the figures need, cheapest first so that partial runs already give the noise figure."""
     runs = [proxy(args, "regnetx", args.population)]
     runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds)]
-    runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
+    if args.fidelity_models:
+        runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
     return runs
 
 

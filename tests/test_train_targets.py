@@ -134,3 +134,12 @@ def test_schedule_warmup_and_steps():
     assert lr_at(cfg, 1e-3, 5, 5000) == 1e-3
     assert math.isclose(lr_at(cfg, 1e-3, 20, 10**6), 1e-4) and math.isclose(lr_at(cfg, 1e-3, 23, 10**6), 1e-5)
     assert cfg.scaled_lr(8) == 1e-3 / 4
+
+
+def test_cosine_schedule_goes_to_zero_over_the_run():
+    cfg = ScheduleConfig(policy="cosine", total_iters=400, warmup_iters=0)
+    assert lr_at(cfg, 2e-3, 0, 0) == 2e-3
+    assert math.isclose(lr_at(cfg, 2e-3, 2, 200), 1e-3) and math.isclose(lr_at(cfg, 2e-3, 3, 300), 1e-3 * (1 - 2**-0.5))
+    assert lr_at(cfg, 2e-3, 3, 400) == 0.0 and lr_at(cfg, 2e-3, 23, 399) > 0
+    warm = ScheduleConfig(policy="cosine", total_iters=400, warmup_iters=100)
+    assert math.isclose(lr_at(warm, 2e-3, 0, 50), lr_at(cfg, 2e-3, 0, 50) * (1 - 0.5 * 0.999))

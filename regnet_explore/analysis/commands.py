@@ -81,7 +81,8 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
     """The command line's settings; with ``--proxy`` the preset's values fill what the command leaves unset."""
     given = dict(space=args.space, samples=args.samples, seed=args.seed, train_seed=args.train_seed,
                  detector=args.config, data=args.data, version=args.version, budget=args.budget,
-                 batch_size=args.batch_size, lr=args.lr, warmup_iters=args.warmup_iters, crop=args.crop,
+                 batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+                 warmup_iters=args.warmup_iters, crop=args.crop,
                  crop_placement=args.crop_placement, sweeps=args.sweeps, classes=args.classes,
                  neck_channels=args.neck_channels, encoder_channels=args.encoder_channels,
                  max_points=args.max_points, pretrained=args.pretrained,
@@ -199,6 +200,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="samples per iteration (default: the config's samples_per_gpu)")
     p.add_argument("--lr", type=float, help="base learning rate (default: the reference's 1e-3, whatever the batch)")
     p.add_argument("--warmup-iters", type=int, help="linear warm-up iterations (default: a tenth of the budget)")
+    p.add_argument("--lr-schedule", choices=["step", "cosine"],
+                   help="step: the reference's x0.1 steps (default); cosine: half a cosine to 0, as pycls's sweeps")
     p.add_argument("--flops-min", type=float, help="GFLOPs (multiply-adds) of the backbone on the training grid")
     p.add_argument("--flops-max", type=float)
     p.add_argument("--params-min", type=float, help="millions of backbone parameters")

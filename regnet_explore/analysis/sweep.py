@@ -50,17 +50,17 @@ from regnet_explore.train.engine import TrainConfig, crop_config, default_splits
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
 RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "version", "budget", "batch_size",
-                 "lr", "warmup_iters", "crop", "crop_placement", "sweeps", "classes", "neck_channels",
+                 "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps", "classes", "neck_channels",
                  "encoder_channels", "max_points", "pretrained", "flops", "params", "num_stages", "metric")
 BACKENDS = ("local", "ray")
 # The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
-# in a +-16 m window (128 x 128 pillars) of one LiDAR sweep, on a synthetic nuScenes set of 40 scenes (128 training
-# and 32 validation key frames); a 64-wide FPN and a one-layer pillar encoder with 20 points per pillar; batch 1,
-# 512 iterations (4 epochs, the engine's step decay in the last), lr 2e-3 after 50 warm-up iterations; backbones of
-# 0.2-0.8 GFLOPs on that grid; error = 1 - nuScenes AP of cars (DetectionEval, within the window).
-PROXY: dict = dict(synthetic=(40, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64, encoder_channels=(64,),
-                   max_points=20, batch_size=1, budget=512, lr=2e-3, warmup_iters=50, flops=(0.2e9, 0.8e9),
-                   metric="AP_car")
+# in a +-16 m window (128 x 128 pillars) of one LiDAR sweep, on a synthetic nuScenes set of 160 scenes (512 training
+# and 128 validation key frames); a 64-wide FPN and a one-layer pillar encoder with 20 points per pillar; batch 1,
+# 512 iterations (one epoch), lr 2e-3 after 50 warm-up iterations, cosine to 0; backbones of 0.2-0.8 GFLOPs on that
+# grid; error = 1 - nuScenes AP of cars (DetectionEval, within the window).
+PROXY: dict = dict(synthetic=(160, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64,
+                   encoder_channels=(64,), max_points=20, batch_size=1, budget=512, lr=2e-3, lr_schedule="cosine",
+                   warmup_iters=50, flops=(0.2e9, 0.8e9), metric="AP_car")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -81,6 +81,7 @@ class SweepConfig:
     budget: int = 400  # training iterations per model
     batch_size: int | None = None  # None: the detector config's samples_per_gpu
     lr: float | None = None  # None: the engine's reference lr (1e-3)
+    lr_schedule: str = "step"  # the engine's: 'step' (the reference) or 'cosine' (pycls's sweeps)
     warmup_iters: int | None = None  # None: a tenth of the budget
     crop: float | None = None
     crop_placement: str = "center"
@@ -267,7 +268,7 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
     root, work = data_root(cfg), model_dir(cfg, sample)
     batch = cfg.batch_size or det.samples_per_gpu
     tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
-                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10),
+                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
                      seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, crop=cfg.crop,
                      crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device, pretrained=cfg.pretrained)

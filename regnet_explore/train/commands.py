@@ -20,6 +20,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="scale the lr linearly by the total batch (processes x batch) over 32, as mmdetection3d's "
                         "auto_scale_lr")
     p.add_argument("--warmup-iters", type=int, default=d.warmup_iters)
+    p.add_argument("--lr-schedule", choices=["step", "cosine"], default=d.lr_schedule,
+                   help="step: x0.1 at 20/24 and 23/24 of the epochs (the reference); cosine: half a cosine to 0")
     p.add_argument("--work-dir", default=d.work_dir)
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
     p.add_argument("--load-from", help="initial weights: every tensor of this checkpoint whose name and shape match")
@@ -45,7 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(detector=args.config, data=args.data, version=args.version, work_dir=args.work_dir,
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, auto_scale_lr=args.auto_scale_lr,
+                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      auto_scale_lr=args.auto_scale_lr, lr_schedule=args.lr_schedule,
                       warmup_iters=args.warmup_iters,
                       seed=args.seed, crop=args.crop, crop_placement=args.crop_placement,
                       max_iters_per_epoch=args.max_iters,

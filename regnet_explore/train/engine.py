@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int | None = None  # per process; None: the config's samples_per_gpu
     lr: float | None = None  # None: the reference's 1e-3, whatever the batch (mmdetection3d's default)
     auto_scale_lr: bool = False  # scale lr linearly by the total batch over 32 (mmdetection3d's auto_scale_lr)
+    lr_schedule: str = "step"  # 'step': x0.1 at epochs 20 and 23 of 24 (the reference); 'cosine': to 0 (pycls)
     warmup_iters: int = 1000
     seed: int = 0
     crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
@@ -262,7 +263,9 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     windows = tc.crop is not None and tc.crop_placement == "random"
     det_cfg = crop_config(full_cfg, tc.crop) if tc.crop is not None else full_cfg
     batch = tc.batch_size or det_cfg.samples_per_gpu
-    sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters,
+    if tc.lr_schedule not in ("step", "cosine"):
+        raise RegNetExploreError(f"lr_schedule must be 'step' or 'cosine', got {tc.lr_schedule!r}")
+    sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters, policy=tc.lr_schedule,
                            decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)))
     base_lr = tc.lr if tc.lr is not None else sched.lr
     if tc.auto_scale_lr:
@@ -274,6 +277,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     # with random windows the augmentation keeps the full range; the window's voxelizer cuts it
     dataset = TrainingSet(train_data, full_cfg if windows else det_cfg, tc.seed, AugmentConfig())
     sampler = EpochBatches(len(dataset), batch, env, tc.seed, tc.max_iters_per_epoch)
+    sched = dataclasses.replace(sched, total_iters=tc.epochs * len(sampler))
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
                                          num_workers=tc.workers, persistent_workers=False)
 

@@ -3,6 +3,7 @@ LR scaling (mmdetection3d's ``auto_scale_lr``, off unless asked, base batch 32).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,8 @@ class ScheduleConfig:
     decay_epochs: tuple[int, ...] = (20, 23)
     gamma: float = 0.1
     base_batch_size: int = 32  # mmdetection3d's auto_scale_lr base: the batch the lr is meant for
+    policy: str = "step"  # 'step' (the reference: x gamma at decay_epochs) or 'cosine' (half a cosine to 0, pycls)
+    total_iters: int = 0  # iterations of the whole run ('cosine' needs them)
 
     def scaled_lr(self, batch_size: int, lr: float | None = None) -> float:
         """``auto_scale_lr``: ``lr`` (default the recipe's) times the total batch size over ``base_batch_size``."""
@@ -27,8 +30,11 @@ class ScheduleConfig:
 
 
 def lr_at(cfg: ScheduleConfig, base_lr: float, epoch: int, iteration: int) -> float:
-    """mmcv's step policy with linear warm-up: ``iteration`` counts from 0 over the whole run."""
-    lr = base_lr * cfg.gamma ** sum(epoch >= e for e in cfg.decay_epochs)
+    """mmcv's step policy (or pycls's cosine) with linear warm-up: ``iteration`` counts from 0 over the whole run."""
+    if cfg.policy == "cosine":
+        lr = 0.5 * base_lr * (1 + math.cos(math.pi * min(iteration / max(cfg.total_iters, 1), 1.0)))
+    else:
+        lr = base_lr * cfg.gamma ** sum(epoch >= e for e in cfg.decay_epochs)
     if iteration < cfg.warmup_iters:
         k = (1 - iteration / cfg.warmup_iters) * (1 - cfg.warmup_ratio)
         lr *= 1 - k
