@@ -30,9 +30,11 @@ def local_ray():
 
 
 def _same_rows(a, b) -> None:
+    """Ray's tasks train with one thread, the local reference with the test process's: float sums differ in their
+    last digits (a resumed model's final loss by up to 3e-5 relative, measured)."""
     assert list(a["index"]) == list(b["index"])
     for col in COMPARED:
-        assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-5, abs=1e-6), col
+        assert a[col].tolist() == pytest.approx(b[col].tolist(), rel=1e-4, abs=1e-6), col
 
 
 def _task_pids() -> list[int]:
