@@ -39,9 +39,11 @@ def proxy(args: argparse.Namespace, name: str, samples: int, **changes) -> Sweep
 
 
 def plan(args: argparse.Namespace) -> list[SweepConfig]:
-    """Every sweep the figures need, cheapest first so that partial runs already give the noise figure."""
-    runs = [proxy(args, "regnetx", args.population)]
+    """Every sweep the figures need, cheapest first: the noise models with all their seeds (a first noise figure
+    against the partial population), then the rest of the population, then the long runs."""
+    runs = [proxy(args, "regnetx", args.noise_models)]
     runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds)]
+    runs.append(proxy(args, "regnetx", args.population))
     if args.fidelity_models:
         runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
     return runs

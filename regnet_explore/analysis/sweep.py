@@ -58,7 +58,7 @@ BACKENDS = ("local", "ray")
 # and 128 validation key frames); a 64-wide FPN and a one-layer pillar encoder with 20 points per pillar; batch 1,
 # 512 iterations (one epoch), lr 2e-3 after 50 warm-up iterations, cosine to 0; backbones of 0.2-0.8 GFLOPs on that
 # grid; error = 1 - nuScenes AP of cars (DetectionEval, within the window).
-PROXY: dict = dict(synthetic=(160, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64,
+PROXY: dict = dict(synthetic=(640, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64,
                    encoder_channels=(64,), max_points=20, batch_size=1, budget=512, lr=2e-3, lr_schedule="cosine",
                    warmup_iters=50, flops=(0.2e9, 0.8e9), metric="AP_car")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
