@@ -25,7 +25,8 @@ import time
 import torch
 
 from regnet_explore.detection.configs import get_config
-from regnet_explore.detection.detector import STAGES, PointPillars
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.timing import STAGES, stage_timer
 from regnet_explore.runtime import tune_allocator
 
 DEFAULT_CONFIGS = ("regnet-400mf-fpn-nus", "regnet-1.6gf-fpn-nus", "secfpn-nus", "regnet-400mf-fpn-lyft-range100")
@@ -113,12 +114,12 @@ def bench_config(name: str, device: torch.device, repeats: int, cloud: torch.Ten
             torch.cuda.reset_peak_memory_stats(device)
         runs = []
         for _ in range(repeats):
-            t: dict[str, float] = {}
-            model.predict(cloud, timings=t)
+            with stage_timer(model) as t:
+                model.predict(cloud)
             runs.append(t)
         stage = {k: min(r[k] for r in runs) for k in STAGES}
-        vox = model.run([cloud], until="voxelize")
-        outs = model.run([cloud], until="head")
+        pillars = len(model.voxelize([cloud]).num_points)
+        outs = model([cloud])
         real = realistic_outputs(outs)
         flat = ([torch.zeros_like(c) for c in outs[0]], outs[1], outs[2])  # every score 0.5: the worst case
         decode_random, decode_real, decode_flat, boxes = [], [], [], {}
@@ -127,19 +128,19 @@ def bench_config(name: str, device: torch.device, repeats: int, cloud: torch.Ten
                                     ("flat", flat, decode_flat)):
                 sync(device)
                 start = time.perf_counter()
-                det = model.decode(o)
+                det = model.pts_bbox_head.decode(*o, cfg.test_cfg, cfg.class_names)
                 sync(device)
                 store.append(time.perf_counter() - start)
                 boxes[label] = len(det[0].scores)
     total = sum(stage.values())
     dense = stage["backbone"] + stage["neck"] + stage["head"]
-    light = stage["voxelize"] + stage["encode"] + min(decode_real)
+    light = stage["voxelize"] + stage["encoder"] + stage["scatter"] + min(decode_real)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gfs = {k: 2 * cx[f"{k}_flops"] / stage[k] / 1e9 for k in ("backbone", "neck", "head")}
-    return {"config": cfg.alias, "pillars": len(vox.num_points), "points": len(cloud), "stage": stage,
+    return {"config": cfg.alias, "pillars": pillars, "points": len(cloud), "stage": stage,
             "total": total, "fps": 1 / total, "peak_mb": peak, "gfs": gfs, "dense_gfs": 2 * cx["flops"] / dense / 1e9,
             "light_share": light / (light + dense),
             "decode_random": min(decode_random), "decode_real": min(decode_real), "decode_flat": min(decode_flat),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -93,9 +94,10 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
             result.update(spearman=rho, spearman_ci=[low, high])
             result["fidelity_ok"] = bool(len(pair) >= args.fidelity_models and rho >= 0.6)
 
-    result.update(per_model_wall_s=float(population["wall_s"].median()) if len(population) else None,
-                  iterations=int(population["iterations"].median()) if len(population) else None,
-                  samples_per_s=float(population["samples_per_s"].median()) if len(population) else None)
+    trained = population[population.get("resumed_from", pd.Series(0, index=population.index)).fillna(0) == 0]
+    result.update(per_model_wall_s=float(trained["wall_s"].median()) if len(trained) else None,
+                  iterations=int(trained["iterations"].median()) if len(trained) else None,
+                  samples_per_s=float(trained["samples_per_s"].median()) if len(trained) else None)
     if throughput:
         result.update(throughput)
         result["cost_ok"] = bool(throughput["s_per_model"] <= 60)
@@ -116,8 +118,9 @@ def report(r: dict, factor: int) -> str:
         lines.append(f"fidelity: {r['fidelity_models']} models, Spearman rho (proxy vs {factor}x budget) "
                      f"{_f(r['spearman'], 3)}, 95 % bootstrap [{_f(low, 3)}, {_f(high, 3)}] (bar: >= 0.6) -> "
                      f"{'ok' if r['fidelity_ok'] else 'NOT MET'}")
-    lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model in its worker (median), {r['iterations']} iterations "
-                 f"at {r['samples_per_s']:.2f} samples/s")
+    if r["per_model_wall_s"] is not None:
+        lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model in its worker (median of those trained here), "
+                     f"{r['iterations']} iterations at {r['samples_per_s']:.2f} samples/s")
     if "models_per_hour" in r:
         lines.append(f"      sweep throughput now: {r['models_trained']} models in {r['run_wall_s']:.0f} s with "
                      f"{r['workers']} workers = {r['models_per_hour']:.1f} models/hour, {r['s_per_model']:.1f} s "
@@ -144,11 +147,18 @@ def main() -> None:
             print(f"== {Path(cfg.out).name}: {cfg.samples} models, budget {cfg.budget}, train seed "
                   f"{cfg.train_seed if cfg.train_seed is not None else cfg.seed}", flush=True)
             start = time.perf_counter()
+            old = load_results(cfg.out) if any(Path(cfg.out).glob("results*.jsonl")) else pd.DataFrame()
+            before = set(old.get("index", []))
             table = run_sweep(cfg)
-            if cfg.budget == args.budget:  # the throughput is the proxy's: the long runs are left out
+            made = table[~table["index"].isin(before)]
+            rescored = int((made.get("resumed_from", pd.Series(0, index=made.index)).fillna(0) > 0).sum())
+            if rescored:  # models scored from finished checkpoints: their wall time is not a model's cost
+                print(f"   {rescored} models were scored from finished checkpoints: no throughput figure from this run")
+                trained, wall = 0, math.nan
+            elif cfg.budget == args.budget:  # the throughput is the proxy's: the long runs are left out
                 trained += table.attrs["trained"]
                 wall += time.perf_counter() - start
-        if trained:
+        if trained and math.isfinite(wall):
             throughput = dict(models_trained=trained, run_wall_s=wall, workers=args.workers,
                               models_per_hour=3600 * trained / wall, s_per_model=wall / trained)
     result = figures(args, throughput)

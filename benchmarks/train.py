@@ -21,10 +21,11 @@ import torch
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.window import random_window
 from regnet_explore.runtime import tune_allocator
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.train.augment import AugmentConfig
-from regnet_explore.train.engine import TrainConfig, TrainingSet, default_splits, random_window
+from regnet_explore.train.engine import TrainConfig, TrainingSet, default_splits
 from regnet_explore.train.losses import LossConfig, detection_loss
 from regnet_explore.train.schedule import ScheduleConfig, make_optimizer
 from regnet_explore.train.targets import AssignerConfig, build_targets

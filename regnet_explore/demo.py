@@ -12,12 +12,22 @@ from pathlib import Path
 
 import torch
 
+from regnet_explore.data.dataset import open_dataset
+from regnet_explore.detection.detections import Detections
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.evaluation.nuscenes import evaluate_nuscenes
+from regnet_explore.evaluation.predict import predict_split
 from regnet_explore.io import save_checkpoint_atomic
 from regnet_explore.regnet.backbone import RegNet
 from regnet_explore.regnet.convert import convert_checkpoint, to_pycls_checkpoint
 from regnet_explore.regnet.pitfall import diagnose, paper_rounded
 from regnet_explore.regnet.report import zoo_report
 from regnet_explore.regnet.zoo import zoo_params
+from regnet_explore.synthetic import ensure_default_dataset
+from regnet_explore.viz.bev import bev_figure
+from regnet_explore.viz.common import save_png
+from regnet_explore.viz.open3d_view import Open3DUnavailable, open3d_status, render_png
+from regnet_explore.viz.scene3d import save_html, scene_figure
 from regnet_explore.weights import shipped_checkpoint
 
 DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
@@ -53,16 +63,6 @@ def regnet_core(out_dir: Path, arch: str, step: _Steps) -> Path:
 def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None = None,
              device: str = "cpu", max_samples: int | None = None) -> dict[str, Path]:
     """The whole pipeline; returns the files it wrote."""
-    from regnet_explore.data.dataset import open_dataset
-    from regnet_explore.detection.detector import PointPillars
-    from regnet_explore.evaluation.nuscenes import evaluate_nuscenes
-    from regnet_explore.evaluation.predict import predict_split
-    from regnet_explore.synthetic import ensure_default_dataset
-    from regnet_explore.viz.bev import bev_figure
-    from regnet_explore.viz.common import save_png
-    from regnet_explore.viz.open3d_view import Open3DUnavailable, open3d_status, render_png
-    from regnet_explore.viz.scene3d import save_html, scene_figure
-
     out_dir.mkdir(parents=True, exist_ok=True)
     step = _Steps(6)
     files = {"converted backbone": regnet_core(out_dir, arch, step)}
@@ -87,23 +87,20 @@ def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None =
     t0 = time.perf_counter()
     detections = predict_split(model, val, progress=True)
     per_frame = (time.perf_counter() - t0) / max(len(val), 1)
-    print(f"inference: {per_frame:.2f} s per frame, {sum(len(d['scores']) for d in detections.values())} boxes")
+    print(f"inference: {per_frame:.2f} s per frame, {sum(len(d) for d in detections.values())} boxes")
 
     step("3D scene (HTML), bird's-eye view and open3d renders of the busiest sample")
     token = max(val.tokens, key=lambda t: len(val.sample(t, with_points=False).gt_boxes))
-    sample, det = val.sample(token), detections[token]
-    pred = {"boxes": det["boxes"], "labels": det["labels"], "scores": det["scores"]}
-    gt = {"boxes": sample.gt_boxes, "names": sample.gt_names}
-    names = list(model.cfg.class_names)
+    sample, pred = val.sample(token), detections[token]
+    gt = Detections.from_arrays(sample.gt_boxes, None, sample.gt_labels, val.class_names)
     files["3D scene"] = out_dir / "scene.html"
-    save_html(scene_figure(sample.points, gt, pred, names, score_thr=0.3, title=f"mini_val {token[:8]}"),
-              files["3D scene"])
+    save_html(scene_figure(sample.points, gt, pred, score_thr=0.3, title=f"mini_val {token[:8]}"), files["3D scene"])
     files["BEV"] = out_dir / "bev.png"
-    save_png(bev_figure(sample.points, gt, pred, names, score_thr=0.3, title=f"mini_val {token[:8]}"), files["BEV"])
+    save_png(bev_figure(sample.points, gt, pred, score_thr=0.3, title=f"mini_val {token[:8]}"), files["BEV"])
     ok, message = open3d_status()
     if ok:
         try:
-            render_png(out_dir / "open3d.png", sample.points, gt, pred, names, score_thr=0.3)
+            render_png(out_dir / "open3d.png", sample.points, gt, pred, score_thr=0.3)
             files["open3d render"] = out_dir / "open3d.png"
         except Open3DUnavailable as e:
             print(f"open3d render skipped: {e}")

@@ -6,18 +6,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-KEYS = SHARED / "reference" / "keys"
+from regnet_explore.synthetic import synthesize
 
-
-def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
-    """(key, shape) pairs of a reference key list (``key (d0, d1, ...)`` per line)."""
-    out = []
-    for line in (KEYS / name).read_text().splitlines():
-        key, _, shape = line.partition(" ")
-        out.append((key, tuple(int(x) for x in shape.strip("()").split(",") if x.strip())))
-    return out
+from .helpers import SHARED
 
 
 @pytest.fixture
@@ -34,14 +25,12 @@ SMALL_SETS = {"nuscenes": (4, 3), "lyft": (4, 3)}
 
 @pytest.fixture(scope="session")
 def nus_root(tmp_path_factory) -> Path:
-    from regnet_explore.synthetic import synthesize
 
     return synthesize("nuscenes", tmp_path_factory.mktemp("data") / "nuscenes-small", *SMALL_SETS["nuscenes"], seed=0)
 
 
 @pytest.fixture(scope="session")
 def lyft_root(tmp_path_factory) -> Path:
-    from regnet_explore.synthetic import synthesize
 
     return synthesize("lyft", tmp_path_factory.mktemp("data") / "lyft-small", *SMALL_SETS["lyft"], seed=0)
 

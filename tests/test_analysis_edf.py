@@ -9,14 +9,17 @@ from regnet_explore.analysis.edf import (
     BestValue,
     bootstrap_band,
     bootstrap_best,
+    compare_spaces,
     complexity_bins,
     complexity_weights,
     edf,
     edf_quantile,
     ks_distance,
+    ks_test,
     matched_weights,
     normalized_edfs,
     summary,
+    trend,
 )
 from regnet_explore.errors import RegNetExploreError
 
@@ -183,7 +186,6 @@ def test_bootstrap_best_finds_the_optimum():
 def test_ks_test_is_scipys_two_sample_test_and_weights_use_effective_sizes():
     from scipy import stats
 
-    from regnet_explore.analysis.edf import ks_test
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(0.4, 0.05, 40), rng.normal(0.45, 0.05, 30)
@@ -204,7 +206,6 @@ def test_ks_test_is_scipys_two_sample_test_and_weights_use_effective_sizes():
 
 
 def test_trend_is_the_binned_median():
-    from regnet_explore.analysis.edf import trend
 
     values = np.arange(12, dtype=float)
     errors = np.array([5, 1, 3, 2, 2, 9, 0, 4, 4, 7, 7, 1], dtype=float)
@@ -215,7 +216,6 @@ def test_trend_is_the_binned_median():
 
 
 def test_compare_spaces_names_the_better_space_only_when_the_test_rejects():
-    from regnet_explore.analysis.edf import compare_spaces
 
     rng = np.random.default_rng(1)
     good, bad = rng.normal(0.40, 0.02, 60), rng.normal(0.45, 0.02, 60)

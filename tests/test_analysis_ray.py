@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from regnet_explore.analysis.sweep import SweepConfig, iteration_plan, load_results, run_sweep
+from regnet_explore.cli import main
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.train.curves import read_log
 
@@ -94,7 +95,6 @@ def test_killed_ray_worker_is_retried_and_resumes_its_model(local_ray, nus_root,
 def test_ray_missing_is_one_clear_line(monkeypatch, nus_root, tmp_path, capsys):
     import builtins
 
-    from regnet_explore.cli import main
 
     real_import = builtins.__import__
 

@@ -13,14 +13,15 @@ from torch import nn
 from regnet_explore.analysis.sampling import (
     ANYNET_WIDTHS,
     GROUP_WIDTHS,
-    IMAGENET_PROBE,
-    POINTPILLARS_NUS_PROBE,
+    IMAGENET,
+    POINTPILLARS_NUS,
     REJECT_REASONS,
     SPACES,
-    ComplexityProbe,
+    BackboneInput,
     _pick_nondecreasing,
     sample_space,
 )
+from regnet_explore.detection.configs import get_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import RegNet, regnet_complexity
 from regnet_explore.regnet.design import RegNetParams, generate_stages
@@ -110,15 +111,30 @@ def test_complexity_window_and_rejection_counts():
 
 
 def test_probe_is_used():
-    s = sample_space("anynetxc", 1, seed=0, probe=POINTPILLARS_NUS_PROBE).samples[0]
+    s = sample_space("anynetxc", 1, seed=0, probe=POINTPILLARS_NUS).samples[0]
     cx = regnet_complexity(s.stages, 400, in_channels=64, stem_channels=64, stem=False, strides=(1, 2, 2, 2),
                            num_classes=0)
     assert (s.flops, s.params_count) == (cx["flops"], cx["params"])
-    assert s.flops != IMAGENET_PROBE.measure(s.stages)["flops"]
+    assert s.flops != IMAGENET.measure(s.stages)["flops"]
+
+
+def test_backbone_input_of_a_detector():
+    assert BackboneInput.of_detector(get_config("regnet-400mf-fpn-nus")) == POINTPILLARS_NUS
+    lyft = BackboneInput.of_detector(get_config("regnet-400mf-fpn-lyft"), 128, 96)
+    assert (lyft.height, lyft.width, lyft.in_channels, lyft.stem, lyft.strides) == (128, 96, 64, False, (1, 2, 2, 2))
+    assert lyft.label == "PointPillars regnet-400mf-fpn-lyft BEV 128×96 (no stem, 64 ch)"
+    with pytest.raises(RegNetExploreError, match="SECOND backbone"):
+        BackboneInput.of_detector(get_config("fpn-nus"))
+
+
+def test_stage_strides_extend_with_two():
+    assert IMAGENET.stage_strides(3) == (2, 2, 2)
+    assert POINTPILLARS_NUS.stage_strides(4) == (1, 2, 2, 2)
+    assert POINTPILLARS_NUS.stage_strides(5) == (1, 2, 2, 2, 2) and POINTPILLARS_NUS.stage_strides(2) == (1, 2)
 
 
 def test_duplicates_rejected():
-    tiny = ComplexityProbe(height=8, stem=False, stem_channels=8, strides=(1,), num_classes=0)
+    tiny = BackboneInput(height=8, stem=False, stem_channels=8, strides=(1,), num_classes=0)
     report = sample_space("anynetxa", 5, seed=0, num_stages=1, params=(0, 500), probe=tiny)
     assert report.rejected["duplicate"] >= 1 and _added_up(report)
     assert len({s.stages for s in report.samples}) == 5
@@ -145,7 +161,7 @@ def test_to_dict_is_a_flat_json_row():
     (dict(space="regnetx", n=1, seed=-2), "seed must be"),
     (dict(space="regnetx", n=1, flops=(5e8, 1e8)), "flops window"),
     (dict(space="regnetx", n=1, params=(-1, 1e6)), "params window"),
-    (dict(space="regnetx", n=1, probe=POINTPILLARS_NUS_PROBE, num_stages=3), "strides"),
+    (dict(space="regnetx", n=1, probe=POINTPILLARS_NUS, num_stages=3), "strides"),
     (dict(space="anynetxa", n=2, flops=(0, 1), max_draws=50), "max_draws"),
 ])
 def test_bad_input_raises(kwargs, match):
@@ -174,11 +190,11 @@ def _measured(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 @pytest.mark.parametrize("space", ["regnetx", "regnety", "anynetxe"])
 def test_sampled_net_builds_and_matches_its_complexity(space):
-    s = sample_space(space, 1, seed=0, params=(3e5, 2e6), probe=POINTPILLARS_NUS_PROBE).samples[0]
+    s = sample_space(space, 1, seed=0, params=(3e5, 2e6), probe=POINTPILLARS_NUS).samples[0]
     model = RegNet(arch=s.stages, stem=False, stem_channels=64, in_channels=64, strides=(1, 2, 2, 2),
                    out_indices=(1, 2, 3)).eval()
     assert sum(p.numel() for p in model.parameters()) == s.params_count
-    probe = ComplexityProbe(height=32, in_channels=64, stem_channels=64, stem=False, strides=(1, 2, 2, 2),
+    probe = BackboneInput(height=32, in_channels=64, stem_channels=64, stem=False, strides=(1, 2, 2, 2),
                             num_classes=0)
     expected = probe.measure(s.stages)
     assert expected["params"] == s.params_count

@@ -15,9 +15,26 @@ from pathlib import Path
 
 import pytest
 
-from regnet_explore.analysis.sweep import SweepConfig, iteration_plan, load_results, run_sweep
-from regnet_explore.cli import main
+from regnet_explore.analysis import sweep
+from regnet_explore.analysis.commands import _sweep_config
+from regnet_explore.analysis.sampling import BackboneInput
+from regnet_explore.analysis.sweep import (
+    PROXY,
+    SweepConfig,
+    base_detector,
+    complexity_probe,
+    iteration_plan,
+    load_results,
+    normalize,
+    run_sweep,
+)
+from regnet_explore.cli import build_parser, main
+from regnet_explore.data.dataset import open_dataset
+from regnet_explore.detection.configs import get_config
+from regnet_explore.detection.window import crop_config
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.train.curves import read_log
+from regnet_explore.train.engine import TrainingSet
 
 # a 16 m x 16 m crop (64 x 64 cells), one sweep, backbones under 0.15 GFLOPs there: about 3 s a model;
 # budget 4 = 2 epochs of 2 iterations on the 6 training frames, so a model has a latest.pth halfway
@@ -167,7 +184,6 @@ def test_report_summarises_the_table(serial, capsys):
 
 
 def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(serial, nus_root, tmp_path, monkeypatch, capsys):
-    from regnet_explore.analysis import sweep
 
     real = sweep._train_and_score
 
@@ -213,9 +229,6 @@ def test_report_counts_failed_models(serial, tmp_path, capsys):
 
 
 def test_proxy_preset_fills_what_the_command_leaves_unset():
-    from regnet_explore.analysis.commands import _sweep_config
-    from regnet_explore.analysis.sweep import PROXY
-    from regnet_explore.cli import build_parser
 
     def parse(*extra):
         return _sweep_config(build_parser().parse_args(["sweep", "regnetx", "--samples", "3", "--out", "x", *extra]))
@@ -230,10 +243,24 @@ def test_proxy_preset_fills_what_the_command_leaves_unset():
         parse()
 
 
+def test_complexity_probe_is_the_backbone_input_on_the_training_grid():
+    cfg = SweepConfig(**PROXY)
+    probe = complexity_probe(cfg)
+    assert probe == BackboneInput.of_detector(crop_config(get_config(cfg.detector), PROXY["crop"]))
+    assert (probe.height, probe.width, probe.in_channels, probe.stem_channels) == (128, 128, 64, 64)
+    assert (probe.stem, probe.strides, probe.num_classes) == (False, (1, 2, 2, 2), 0)
+
+
+def test_base_detector_needs_an_fpn_for_neck_channels_and_a_regnet_for_encoder_channels():
+    with pytest.raises(RegNetExploreError, match="has a SECFPN neck, not an FPN"):
+        base_detector(SweepConfig(detector="regnet-400mf-secfpn-nus", neck_channels=64))
+    with pytest.raises(RegNetExploreError, match="the last must be the backbone's input width 64"):
+        base_detector(SweepConfig(encoder_channels=(32,)))
+    with pytest.raises(RegNetExploreError, match="has a SECOND backbone"):
+        base_detector(SweepConfig(detector="fpn-nus", encoder_channels=(64,)))
+
+
 def test_car_only_detector_trains_on_cars_and_scores_them(nus_root, tmp_path):
-    from regnet_explore.analysis.sweep import base_detector, normalize
-    from regnet_explore.data.dataset import open_dataset
-    from regnet_explore.train.engine import TrainingSet
 
     cfg = normalize(SweepConfig(**TINY, samples=1, data=str(nus_root), out=str(tmp_path / "car"), classes=["car"],
                                 neck_channels=32, encoder_channels=(64,), max_points=20, metric="AP_car"))

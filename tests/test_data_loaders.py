@@ -11,6 +11,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from regnet_explore.data import index
 from regnet_explore.data.dataset import LyftData, NuScenesData, open_dataset
 from regnet_explore.data.geometry import quaternion_to_matrix
 from regnet_explore.data.index import boxes_to_lidar, build_index
@@ -18,9 +19,10 @@ from regnet_explore.data.jsonstream import iter_json_array
 from regnet_explore.data.multisweep import aggregate_sweeps
 from regnet_explore.data.points import load_points_bin
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.detections import lidar_to_global
-from regnet_explore.synthetic import synthesize
+from regnet_explore.evaluation.global_boxes import lidar_to_global
+from regnet_explore.synthetic import lidar, synthesize, world
 from regnet_explore.synthetic.lidar import NUSCENES_LIDAR, cast
+from regnet_explore.synthetic.priors import LYFT_PRIORS, NUSCENES_PRIORS
 
 
 def _devkit_gt(db, sample_token: str, lidar_token: str, velocity: bool) -> dict[str, np.ndarray]:
@@ -135,7 +137,6 @@ def test_index_is_reused_and_rebuilt_on_change(nus_root, tmp_path):
 
 
 def test_index_build_memory_is_flat(tmp_path, monkeypatch):
-    from regnet_explore.data import index
     # A 64 kB read chunk (1 MB by default) so that both sets' tables exceed it.
     monkeypatch.setattr(index, "iter_json_array", functools.partial(iter_json_array, chunk=1 << 16))
     peaks = []
@@ -202,8 +203,6 @@ def test_bad_input_one_line_errors(case, nus_root, tmp_path):
 
 @pytest.mark.parametrize("fmt", ["nuscenes", "lyft"])
 def test_sector_culling_changes_nothing(fmt, monkeypatch):
-    from regnet_explore.synthetic import lidar, world
-    from regnet_explore.synthetic.priors import LYFT_PRIORS, NUSCENES_PRIORS
     spec, priors = (lidar.LYFT_LIDAR, LYFT_PRIORS) if fmt == "lyft" else (lidar.NUSCENES_LIDAR, NUSCENES_PRIORS)
     w = world.simulate_world(np.random.default_rng(7), priors, 1.0, np.array([100.0, 100.0]))
     boxes = np.concatenate([world.actor_boxes(w, 0.3)[0], w.clutter])

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.backbone import RegNet, out_channels
+from regnet_explore.regnet.backbone import RegNet, out_channels, regnet_complexity
+from regnet_explore.regnet.complexity import Complexity
 from regnet_explore.regnet.design import RegNetParams
 
-from .conftest import read_keys
+from .helpers import read_keys
 
 
 def test_keys_and_shapes_equal_mmdet_regnetx_400mf():
@@ -87,3 +88,26 @@ def test_arch_dict_and_errors():
         RegNet(dict(w0=24, wa=24.48, wm=2.54, group_w=16, depth=22, width=3))
     with pytest.raises(RegNetExploreError, match="no classifier"):
         RegNet("regnetx_400mf").classify(torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(arch="regnetx_400mf", stem=False, stem_channels=64, strides=(1, 2, 2, 2), out_indices=(1, 2, 3),
+         norm="SyncBN", norm_eps=1e-3, norm_momentum=0.01, norm_eval=False),
+    dict(arch="RegNetY-200MF", num_classes=10, strides=(2, 2, 2, 1), dilations=(1, 1, 1, 2), frozen_stages=1),
+])
+def test_static_complexity_takes_the_constructor_arguments(kwargs):
+    """pycls style: the arguments that build the network cost it, without building it."""
+    cx = Complexity(0, 0)
+    sizes = RegNet.complexity(cx, [(64, 48)], **kwargs)
+    model = RegNet(**kwargs).eval()
+    assert cx.params == sum(p.numel() for p in model.parameters())
+    with torch.no_grad():
+        outs = model(torch.randn(1, model.in_channels if model.has_stem else model.stem_channels, 64, 48))
+    assert sizes == [tuple(o.shape[-2:]) for o in outs]
+
+
+def test_regnet_complexity_is_the_static_complexity_of_the_classifier():
+    cx = Complexity(0, 0)
+    RegNet.complexity(cx, [(224, 224)], "regnetx_400mf", num_classes=1000)
+    assert cx.summary() == regnet_complexity("regnetx_400mf") == {"flops": 397_678_568, "params": 5_157_512,
+                                                                  "acts": 3_143_272}  # pycls's zoo figures

@@ -20,45 +20,10 @@ from regnet_explore.regnet.convert import (
     pycls_to_mmdet_key,
     to_pycls_checkpoint,
 )
-from regnet_explore.regnet.zoo import zoo_params
 
-from .conftest import read_keys
+from .helpers import build_pycls, read_keys
 
 pycls_config = pytest.importorskip("pycls.core.config")
-
-
-def _randomize(model: torch.nn.Module, seed: int) -> None:
-    """Non-trivial weights and BN statistics, scaled so activations stay O(1) through the network."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if not t.is_floating_point():
-                continue
-            if name.endswith("running_var"):
-                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-            elif name.endswith(("running_mean", "bias")):
-                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
-            elif t.dim() == 1:  # BN gamma
-                t.copy_(torch.rand(t.shape, generator=g) * 0.5 + 0.25)
-            else:
-                fan_in = t[0].numel()
-                t.copy_(torch.randn(t.shape, generator=g) / fan_in**0.5)
-
-
-def build_pycls(name: str):
-    """The real pycls RegNet for a zoo model, with random weights, and its checkpoint as pycls saves it."""
-    from pycls.models.regnet import RegNet as PyclsRegNet
-
-    cfg = pycls_config.cfg
-    p = zoo_params(name)
-    cfg.REGNET.DEPTH, cfg.REGNET.W0, cfg.REGNET.WA, cfg.REGNET.WM = p.depth, p.w0, p.wa, p.wm
-    cfg.REGNET.GROUP_W, cfg.REGNET.BOT_MUL, cfg.REGNET.SE_ON = p.group_w, p.bot_mul, p.se_ratio is not None
-    cfg.MODEL.NUM_CLASSES = 1000
-    model = PyclsRegNet()
-    _randomize(model, seed=len(name))
-    model.eval()
-    ckpt = {"epoch": 99, "model_state": model.state_dict(), "optimizer_state": {}, "cfg": cfg.dump()}
-    return model, ckpt
 
 
 def pycls_stage_outputs(model, x):

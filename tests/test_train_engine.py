@@ -15,12 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from regnet_explore.detection.checkpoint import read_checkpoint, save_checkpoint
+from regnet_explore.data.dataset import open_dataset
+from regnet_explore.detection.checkpoint import export_weights, read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.window import crop_config, random_window
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, crop_config, load_matching, random_window, train
+from regnet_explore.evaluation.predict import evaluate_model
+from regnet_explore.synthetic import ensure_default_dataset
+from regnet_explore.train.curves import read_log, trim_log
+from regnet_explore.train.engine import TrainConfig, load_matching, train
 
 DETECTOR = "regnet-400mf-fpn-nus"
 # a 16 m x 16 m crop (64 x 64 cells): the same network, cheap enough for the tests
@@ -58,6 +62,12 @@ def test_crop_config_keeps_the_network():
         crop_config(full, 25.6)
 
 
+def bev_image(model: PointPillars, points: torch.Tensor) -> torch.Tensor:
+    """The (1, 64, ny, nx) scatter canvas of one cloud: the first three stages of PointPillars.forward."""
+    vox = model.voxelize([points])
+    return model.pts_middle_encoder(model.pts_voxel_encoder(vox.voxels, vox.num_points, vox.coors), vox.coors, 1)
+
+
 def test_window_sees_what_the_full_range_sees():
     """A window off the ego is an exact slice of the full-range canvas and anchors: what is learnt on it is what
     the full network computes there."""
@@ -66,10 +76,10 @@ def test_window_sees_what_the_full_range_sees():
     model = PointPillars(full).eval()
     points = torch.rand(4000, 4) * torch.tensor([100.0, 100.0, 6.0, 0.0]) - torch.tensor([50.0, 50.0, 4.0, 0.0])
     with torch.no_grad():
-        canvas = model.encode(model.voxelize([points]), 1)
+        canvas = bev_image(model, points)
         window = crop_config(full, 8, center=(-16.0, 24.0))  # x -24..-8, y 16..32
         model.set_geometry(window)
-        part = model.encode(model.voxelize([points]), 1)
+        part = bev_image(model, points)
         anchors = model.pts_bbox_head.anchors([(32, 32), (16, 16), (8, 8)], torch.device("cpu"))[0]
         model.set_geometry(full)
         full_anchors = model.pts_bbox_head.anchors([(200, 200), (100, 100), (50, 50)], torch.device("cpu"))[0]
@@ -147,7 +157,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(nus_root, tmp_path):
 
 
 def test_resume_trims_what_a_killed_run_logged_after_its_checkpoint(tmp_path):
-    from regnet_explore.train.curves import trim_log
 
     log = tmp_path / "train.log.json"
     lines = ['{"env_info": "x"}', '{"mode": "train", "epoch": 1, "iter": 1}', '{"mode": "val", "epoch": 1}',
@@ -219,15 +228,14 @@ def test_python_api_logs_and_checkpoints(nus_root, tmp_path):
 
 
 def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
-    from regnet_explore.detection.checkpoint import export_weights
-    from regnet_explore.detection.detector import PointPillars
 
     cfg = TrainConfig(detector=DETECTOR, data=str(nus_root), work_dir=str(tmp_path), epochs=1, batch_size=2, crop=8,
                       warmup_iters=2, max_iters_per_epoch=1, evaluate=False, progress=False, sweeps=2)
     result = train(cfg)
     size = export_weights(result.checkpoint, tmp_path / "half.pth")
     assert size < 0.6 * result.checkpoint.stat().st_size  # fp16 and no optimizer state
-    model = PointPillars.from_config(crop_config(get_config(DETECTOR), 8), checkpoint=tmp_path / "half.pth")
+    model = PointPillars.from_config(crop_config(get_config(DETECTOR), 8), checkpoint=tmp_path / "half.pth",
+                                    fuse=False)
     full, _ = read_checkpoint(result.checkpoint)
     for key, value in model.state_dict().items():
         if value.is_floating_point():
@@ -237,10 +245,6 @@ def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
 @pytest.mark.slow
 def test_bounded_training_lowers_the_loss_and_raises_car_ap(tmp_path):
     """200 iterations (about 4 minutes on 2 cores) of a reduced configuration: a ±16 m crop, one sweep."""
-    from regnet_explore.data.dataset import open_dataset
-    from regnet_explore.detection.detector import PointPillars
-    from regnet_explore.evaluation.predict import evaluate_model
-    from regnet_explore.synthetic import ensure_default_dataset
 
     cfg = TrainConfig(detector=DETECTOR, work_dir=str(tmp_path / "run"), epochs=25, batch_size=4, lr=2e-3,
                       warmup_iters=20, crop=16, sweeps=1, log_interval=8, progress=False)

@@ -17,7 +17,7 @@ from regnet_explore.train.losses import LossConfig, detection_loss
 from regnet_explore.train.schedule import ScheduleConfig
 from regnet_explore.train.targets import AssignerConfig, Targets
 
-from .test_regnet_convert import build_pycls
+from .helpers import build_pycls
 
 
 def test_loss_assigner_and_optimiser_constants_are_the_references():

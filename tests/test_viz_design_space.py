@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
+from regnet_explore.analysis.sampling import IMAGENET, POINTPILLARS_NUS
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.backbone import RegNet
+from regnet_explore.regnet.backbone import RegNet, regnet_complexity
 from regnet_explore.regnet.design import RegNetParams, RegNetStages, block_widths, generate_stages
 from regnet_explore.regnet.pitfall import paper_rounded
 from regnet_explore.regnet.zoo import ZOO, zoo_params
+from regnet_explore.viz.arch_explorer import ArchExplorer
 from regnet_explore.viz.common import save_png
 from regnet_explore.viz.design_space import (
     ADJUSTED,
     CONTINUOUS,
-    IMAGENET,
-    POINTPILLARS_NUS,
     QUANTIZED,
     block_width_figure,
     block_width_figure_mpl,
@@ -98,6 +98,14 @@ def test_complexity_table(name):
     assert pp["GFLOPs"] > imagenet["GFLOPs"]
 
 
+def test_complexity_table_of_a_two_stage_network():
+    # the PointPillars input strides its first stage 1 and any further stage 2, whatever the depth
+    stages = RegNetStages((64, 128), (1, 2), (16, 16), (1.0, 1.0))
+    pp = complexity_table(stages).set_index("setting").loc[POINTPILLARS_NUS.label]
+    cx = regnet_complexity(stages, 400, in_channels=64, stem_channels=64, stem=False, strides=(1, 2), num_classes=0)
+    assert round(pp["GFLOPs"] * 1e9) == cx["flops"] and round(pp["params (M)"] * 1e6) == cx["params"]
+
+
 def test_zoo_table_and_figure():
     table = zoo_table()
     assert len(table) == len(ZOO) == 24 and table["matches_pycls"].all()
@@ -168,7 +176,6 @@ def test_matplotlib_figures_and_png(tmp_path):
 @pytest.fixture
 def explorer():
     pytest.importorskip("ipywidgets")  # the notebooks extra
-    from regnet_explore.viz.arch_explorer import ArchExplorer
 
     return ArchExplorer("RegNetX-400MF")
 

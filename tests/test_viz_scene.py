@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 
 from regnet_explore.data.points import load_points_bin
+from regnet_explore.detection.detections import Detections
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.viz import open3d_view
 from regnet_explore.viz.bev import bev_figure
-from regnet_explore.viz.common import CLASS_COLORS, save_png
+from regnet_explore.viz.common import CLASS_COLORS, BoxSet, save_png, view_boxes
 from regnet_explore.viz.scene3d import save_html, scene_figure
 
 FRAME = "nuscenes-demo-frame"
+NAMES = ("car", "truck", "pedestrian")
 
 
 @pytest.fixture
@@ -28,10 +31,10 @@ def real_frame(shared_dir):
     points = load_points_bin(next(folder.glob("*.pcd.bin")))
     ann = json.loads((folder / "annotations.json").read_text())
     inst = [i for i in ann["instances"] if i["category"] != "ignored"]
-    gt = {"boxes": np.array([i["box_lidar"] for i in inst]), "names": [i["category"] for i in inst]}
+    gt = {"gt_boxes": np.array([i["box_lidar"] for i in inst]), "gt_names": [i["category"] for i in inst]}
     rng = np.random.default_rng(0)
-    pred = {"boxes": gt["boxes"][:20] + rng.normal(0, 0.2, (20, 7)), "labels": np.arange(20) % 3,
-            "scores": np.linspace(0.05, 0.95, 20)}
+    pred = Detections.from_arrays(gt["gt_boxes"][:20] + rng.normal(0, 0.2, (20, 7)), np.linspace(0.05, 0.95, 20),
+                                  np.arange(20) % 3, NAMES)
     return points, gt, pred
 
 
@@ -42,16 +45,15 @@ def _box_traces(fig, group=None):
 
 def test_scene_figure_content(real_frame):
     points, gt, pred = real_frame
-    names = ["car", "truck", "pedestrian"]
-    fig = scene_figure(points, gt, pred, class_names=names, score_thr=0.5, max_points=10_000)
+    fig = scene_figure(points, pred=pred, **gt, score_thr=0.5, max_points=10_000)
     gt_traces, pred_traces = _box_traces(fig, "GT"), _box_traces(fig, "pred")
-    assert len(gt_traces) == len(gt["boxes"])
-    assert len(pred_traces) == int((pred["scores"] >= 0.5).sum())
+    assert len(gt_traces) == len(gt["gt_boxes"])
+    assert len(pred_traces) == int((pred.scores >= 0.5).sum())
     for trace in gt_traces:
         assert trace.line.color == CLASS_COLORS[trace.meta["class"]]
         assert trace.meta["class"] in trace.hovertext and "size l×w×h" in trace.hovertext
     assert all("score 0." in t.hovertext and t.line.dash == "dash" for t in pred_traces)
-    assert {t.meta["class"] for t in pred_traces} <= set(names)
+    assert {t.meta["class"] for t in pred_traces} <= set(NAMES)
     pts_trace = fig.data[0]
     assert len(pts_trace.x) == 10_000 and pts_trace.meta["total"] == len(points)
     assert "10,000 of 34,688 points" in fig.layout.title.text
@@ -63,7 +65,7 @@ def test_scene_figure_content(real_frame):
 
 def test_scene_colour_modes_and_html(real_frame, tmp_path):
     points, gt, _ = real_frame
-    fig = scene_figure(points, gt, color_by="intensity")
+    fig = scene_figure(points, **gt, color_by="intensity")
     assert np.allclose(np.asarray(fig.data[0].marker.color), points[:, 3])
     save_html(fig, tmp_path / "scene.html")
     html = (tmp_path / "scene.html").read_text()
@@ -79,11 +81,64 @@ def _is_picture(path, min_colours=20):
 
 def test_bev_png(real_frame, tmp_path):
     points, gt, pred = real_frame
-    fig = bev_figure(points, gt, pred, class_names=["car", "truck", "pedestrian"], score_thr=0.3)
+    fig = bev_figure(points, pred=pred, **gt, score_thr=0.3)
     ax = fig.axes[0]
-    assert len(ax.collections[1].get_paths()) == len(gt["boxes"])  # footprints after the point scatter
+    assert len(ax.collections[1].get_paths()) == len(gt["gt_boxes"])  # footprints after the point scatter
     save_png(fig, tmp_path / "bev.png")
     assert _is_picture(tmp_path / "bev.png")
+
+
+def _as_detections(gt) -> Detections:
+    classes = sorted(set(gt["gt_names"]))
+    return Detections.from_arrays(gt["gt_boxes"], None, [classes.index(n) for n in gt["gt_names"]], classes)
+
+
+def test_ground_truth_as_detections_draws_as_the_arrays_do(real_frame):
+    """Ground truth as Detections (scores of 1 from from_arrays) draws exactly as gt_boxes/gt_names: no scores."""
+    points, gt, pred = real_frame
+    from_arrays = scene_figure(points, pred=pred, **gt, max_points=5_000)
+    from_detections = scene_figure(points, _as_detections(gt), pred, max_points=5_000)
+    assert from_detections.to_json() == from_arrays.to_json()
+    assert all("score" not in t.hovertext for t in _box_traces(from_detections, "GT"))
+    bev_a, bev_d = bev_figure(points, pred=pred, **gt), bev_figure(points, _as_detections(gt), pred)
+    paths = [[p.vertices.tolist() for p in c.get_paths()] for c in bev_a.axes[0].collections[1:]]
+    assert paths == [[p.vertices.tolist() for p in c.get_paths()] for c in bev_d.axes[0].collections[1:]]
+
+
+@pytest.mark.parametrize("view", ["scene", "bev", "open3d"])
+def test_views_refuse_what_they_would_have_to_guess(real_frame, view):
+    points, gt, pred = real_frame
+    draw = {"scene": scene_figure, "bev": bev_figure, "open3d": open3d_view.build_geometries}[view]
+    as_dict = {"boxes": gt["gt_boxes"], "names": gt["gt_names"]}
+    with pytest.raises(RegNetExploreError, match="gt: expected Detections, got dict.*gt_boxes="):
+        draw(points, as_dict)
+    with pytest.raises(RegNetExploreError, match="pred: expected Detections, got dict"):
+        draw(points, pred={"boxes": pred.boxes, "labels": pred.labels, "scores": pred.scores})
+    with pytest.raises(RegNetExploreError, match="pred: expected Detections, got BoxSet"):
+        draw(points, pred=BoxSet(gt["gt_boxes"], gt["gt_names"]))
+    with pytest.raises(RegNetExploreError, match="not both"):
+        draw(points, _as_detections(gt), **gt)
+    with pytest.raises(RegNetExploreError, match="needs both gt_boxes"):
+        draw(points, gt_boxes=gt["gt_boxes"])
+    with pytest.raises(TypeError):  # the old positional class_names argument is gone
+        draw(points, None, pred, list(NAMES))
+
+
+def test_view_boxes_and_box_set_checks():
+    boxes = np.array([[0, 0, 0, 4, 2, 1.5, 0.3], [5, 5, 0, 4, 2, 1.5, 0.0]], dtype=np.float32)
+    det = Detections.from_arrays(boxes, np.array([0.2, 0.8], dtype=np.float32), [1, 0], ("car", "pedestrian"))
+    gt_set, pred_set = view_boxes(det, det, score_thr=0.5)
+    assert gt_set.names == ["pedestrian", "car"] and gt_set.scores is None and gt_set.boxes.dtype == np.float64
+    assert np.array_equal(gt_set.boxes, boxes.astype(np.float64))
+    assert pred_set.names == ["car"] and pred_set.scores.tolist() == [np.float32(0.8).item()]
+    assert view_boxes() == (None, None)
+    assert len(BoxSet(np.zeros((0,)), [])) == 0
+    with pytest.raises(RegNetExploreError, match=r"\(K, >=7\)"):
+        BoxSet(np.zeros((2, 6)), ["car", "car"])
+    with pytest.raises(RegNetExploreError, match="2 boxes but 1 class names"):
+        BoxSet(boxes, ["car"])
+    with pytest.raises(RegNetExploreError, match="2 boxes but 3 scores"):
+        BoxSet(boxes, ["car", "car"], np.ones(3))
 
 
 def test_open3d_offscreen_png(real_frame, tmp_path):
@@ -91,8 +146,7 @@ def test_open3d_offscreen_png(real_frame, tmp_path):
     if not ok:
         pytest.skip(message)
     points, gt, pred = real_frame
-    open3d_view.render_png(tmp_path / "o3d.png", points, gt, pred, class_names=["car", "truck", "pedestrian"],
-                           width=640, height=480)
+    open3d_view.render_png(tmp_path / "o3d.png", points, pred=pred, **gt, width=640, height=480)
     assert _is_picture(tmp_path / "o3d.png")
 
 
@@ -125,7 +179,7 @@ def test_html_scene_draws_in_headless_chromium(real_frame, tmp_path):
     if chromium is None:
         pytest.skip("chromium is not installed (setup.sh installs it on Debian)")
     points, gt, pred = real_frame
-    save_html(scene_figure(points, gt, pred, class_names=["car", "truck", "pedestrian"]), tmp_path / "scene.html")
+    save_html(scene_figure(points, pred=pred, **gt), tmp_path / "scene.html")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
+from regnet_explore.detection.detections import Detections
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.viz.common import BoxSet
 from regnet_explore.viz.widgets import SceneBrowser, match_counts
 
@@ -15,7 +18,7 @@ class _Sample:
     token: str
     points: np.ndarray
     gt_boxes: np.ndarray
-    gt_names: list[str]
+    gt_labels: np.ndarray
 
 
 class _Data:
@@ -29,7 +32,7 @@ class _Data:
                                     np.tile([4.0, 2.0, 1.5], (3 + i, 1)), rng.uniform(-3, 3, (3 + i, 1))], 1)
             pts = np.concatenate([rng.uniform(-30, 30, (500 + 100 * i, 3)), rng.random((500 + 100 * i, 2))], 1)
             self.samples.append(_Sample(f"tok{seed}-{i}", pts.astype(np.float32), boxes,
-                                        ["car" if j % 2 else "pedestrian" for j in range(3 + i)]))
+                                        np.array([0 if j % 2 else 1 for j in range(3 + i)])))
 
     def __len__(self):
         return len(self.samples)
@@ -40,8 +43,8 @@ class _Data:
 
 def _predict(sample):
     n = len(sample.gt_boxes)
-    return {"boxes": sample.gt_boxes + 0.1, "labels": np.array([0 if s == "car" else 1 for s in sample.gt_names]),
-            "scores": np.linspace(0.1, 0.9, n)}
+    return Detections.from_arrays(sample.gt_boxes + 0.1, np.linspace(0.1, 0.9, n), sample.gt_labels,
+                                  _Data.class_names)
 
 
 def _boxes(fig, group):
@@ -73,6 +76,23 @@ def test_dataset_switch_resets_range():
     browser.dataset.value = "train"
     assert browser.index.max == 1 and browser.index.value == 1
     assert "tok1-1" in browser.figure.layout.title.text
+
+
+def test_predictor_must_return_detections():
+    def as_dict(sample):
+        return {"boxes": sample.gt_boxes, "labels": sample.gt_labels, "scores": np.ones(len(sample.gt_boxes))}
+
+    with pytest.raises(RegNetExploreError, match="returned a dict, not Detections"):
+        SceneBrowser({"val": _Data(2, 0)}, as_dict)
+
+
+def test_class_filter_uses_the_labels_names():
+    browser = SceneBrowser({"val": _Data(2, 0)}, _predict, score_thr=0.0)
+    browser.classes.value = ("pedestrian",)
+    fig = browser.figure
+    assert len(_boxes(fig, "GT")) == 2 == len(_boxes(fig, "pred"))  # labels 1, 0, 1 of the first sample
+    assert {t.meta["class"] for t in fig.data[1:]} == {"pedestrian"}
+    assert "<b>2</b> ground-truth boxes" in browser.status.value and "TP 2" in browser.status.value
 
 
 def test_match_counts():

@@ -93,9 +93,11 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
                  max_retries=args.max_retries, retry_failed=args.retry_failed)
     if args.synthetic is not None:
         given["synthetic"] = args.synthetic
+    if args.val_synthetic is not None:
+        given["val_synthetic"] = args.val_synthetic
     given = {k: v for k, v in given.items() if v is not None}
     if args.proxy:
-        preset = {k: v for k, v in PROXY.items() if not (k == "synthetic" and "data" in given)}
+        preset = {k: v for k, v in PROXY.items() if not (k in ("synthetic", "val_synthetic") and "data" in given)}
         given = {**preset, **given}
     elif args.budget is None:
         raise RegNetExploreError("--budget is required (or --proxy, which sets it)")
@@ -170,6 +172,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="dataroot (default: the synthetic mini set of the config's dataset)")
     p.add_argument("--synthetic", type=_size, metavar="SCENESxKEYFRAMES",
                    help="without --data: a synthetic set of this size (generated on first use), e.g. 40x4")
+    p.add_argument("--val-synthetic", type=_size, metavar="SCENESxKEYFRAMES",
+                   help="without --data: score on the validation split of a synthetic set of this size instead")
     p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
     p.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
     p.add_argument("--seed", type=int, default=d.seed, help="sampling and training seed")

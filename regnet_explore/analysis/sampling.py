@@ -18,7 +18,7 @@ non-decreasing widths non-decreasing (same rounding for every stage).
 
 Rejections, counted per reason in :class:`SampleReport`: ``stages`` (a RegNet whose widths form another number of
 stages than ``num_stages``, or skip an exponent: pycls's ``num_stages != total_stages``), ``flops_low/high`` and
-``params_low/high`` (outside the window, measured with a :class:`ComplexityProbe`) and ``duplicate`` (a network
+``params_low/high`` (outside the window, measured on a :class:`BackboneInput`) and ``duplicate`` (a network
 already accepted in this call). Draw i uses ``np.random.default_rng([seed, i])`` alone and draws are accepted in
 order, so ``sample_space(space, k, seed)`` is a prefix of ``sample_space(space, n, seed)`` for k <= n; ``regnetx``
 and ``regnety`` with the same seed draw the same widths and depths.
@@ -27,10 +27,11 @@ and ``regnety`` with the same seed draw the same widths and depths.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from regnet_explore.detection.configs import DetectorConfig, RegNetBackboneConfig
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import regnet_complexity
 from regnet_explore.regnet.design import (
@@ -65,13 +66,16 @@ _ANYNET_RULES = {
 
 
 @dataclass(frozen=True)
-class ComplexityProbe:
-    """The input on which sampled networks are measured (the arguments of :func:`backbone.regnet_complexity`).
+class BackboneInput:
+    """What a design-space network is costed on (the arguments of :func:`backbone.regnet_complexity`): the input map
+    (``height`` x ``width``, ``in_channels``; ``width=None``: square), the stem, the stage strides and the classifier
+    (``num_classes`` 0: none); ``label`` names it in tables and is not compared.
 
     The defaults are pycls's ImageNet network: 224 px RGB, 32-channel stem, stride 2 in every stage, 1000 classes.
-    ``strides=None`` means 2 in every stage; ``width=None`` means square.
+    ``strides`` are those of the first stages; any further stage strides 2 (``None``: 2 in every stage).
     """
 
+    label: str = field(default="ImageNet classifier (pycls, 224 px)", compare=False)
     height: int = 224
     width: int | None = None
     in_channels: int = 3
@@ -80,16 +84,34 @@ class ComplexityProbe:
     strides: tuple[int, ...] | None = None
     num_classes: int = 1000
 
+    @classmethod
+    def of_detector(cls, det: DetectorConfig, height: int | None = None, width: int | None = None) -> BackboneInput:
+        """The RegNet backbone's input in ``det``: no stem, the pillar canvas on its BEV grid (or ``height`` x
+        ``width``), the detector's strides, no classifier."""
+        backbone = det.backbone
+        if not isinstance(backbone, RegNetBackboneConfig):
+            raise RegNetExploreError(f"{det.name} has a {backbone.label} backbone; design-space networks go into "
+                                     "a RegNet config")
+        ny, nx = det.bev_shape
+        height, width, channels = height or ny, width or nx, backbone.stem_channels
+        return cls(f"PointPillars {det.alias} BEV {height}×{width} (no stem, {channels} ch)", height, width, channels,
+                   channels, False, tuple(backbone.strides), 0)
+
+    def stage_strides(self, num_stages: int) -> tuple[int, ...]:
+        """The stride of each of ``num_stages`` stages."""
+        given = self.strides or ()
+        return tuple(given[:num_stages]) + (2,) * (num_stages - len(given))
+
     def measure(self, stages: RegNetStages) -> dict[str, int]:
         """{'flops', 'params', 'acts'} of the backbone ``stages`` builds, on this input."""
         return regnet_complexity(stages, self.height, self.width, self.in_channels, self.stem_channels, self.stem,
-                                 self.strides, None, self.num_classes)
+                                 self.stage_strides(stages.num_stages), None, self.num_classes)
 
 
-IMAGENET_PROBE = ComplexityProbe()
+IMAGENET = BackboneInput()
 # mmdet3d PointPillars on nuScenes: NoStemRegNet fed the 400 x 400 pillar canvas of 64 channels, strides (1, 2, 2, 2)
-POINTPILLARS_NUS_PROBE = ComplexityProbe(height=400, in_channels=64, stem_channels=64, stem=False,
-                                         strides=(1, 2, 2, 2), num_classes=0)
+POINTPILLARS_NUS = BackboneInput("PointPillars nuScenes BEV 400×400 (no stem, 64 ch)", height=400, width=400,
+                                 in_channels=64, stem_channels=64, stem=False, strides=(1, 2, 2, 2), num_classes=0)
 
 
 @dataclass(frozen=True)
@@ -197,11 +219,11 @@ def _window_reason(name: str, value: int, window: tuple[float, float] | None) ->
 
 
 def sample_space(space: str, n: int, seed: int = 0, *, flops: tuple[float, float] | None = None,
-                 params: tuple[float, float] | None = None, num_stages: int = 4, probe: ComplexityProbe | None = None,
+                 params: tuple[float, float] | None = None, num_stages: int = 4, probe: BackboneInput | None = None,
                  max_draws: int | None = None) -> SampleReport:
     """The first ``n`` networks of ``space`` accepted from the stream seeded by ``seed``.
 
-    ``flops`` / ``params``: inclusive (low, high) windows measured on ``probe`` (default :data:`IMAGENET_PROBE`).
+    ``flops`` / ``params``: inclusive (low, high) windows measured on ``probe`` (default :data:`IMAGENET`).
     ``max_draws`` (default 10,000 + 1,000 n) bounds the draws; running out raises with the rejection counts.
     """
     if space not in SPACES:
@@ -211,9 +233,9 @@ def sample_space(space: str, n: int, seed: int = 0, *, flops: tuple[float, float
             raise RegNetExploreError(f"{name} must be an integer >= {least}, got {value!r}")
     _check_window("flops", flops)
     _check_window("params", params)
-    probe = probe or IMAGENET_PROBE
+    probe = probe or IMAGENET
     if probe.strides is not None and len(probe.strides) != num_stages:
-        raise RegNetExploreError(f"the complexity probe has {len(probe.strides)} strides but the sampled networks have "
+        raise RegNetExploreError(f"the backbone input has {len(probe.strides)} strides but the sampled networks have "
                                  f"{num_stages} stages: give one stride per stage (or num_stages={len(probe.strides)})")
     limit = 10_000 + 1_000 * n if max_draws is None else max_draws
     report = SampleReport(samples=[], drawn=0, rejected=dict.fromkeys(REJECT_REASONS, 0))

@@ -35,32 +35,35 @@ from typing import IO
 import pandas as pd
 import torch
 
-from regnet_explore.analysis.sampling import SPACES, ComplexityProbe, SampledNet, SampleReport, sample_space
+from regnet_explore.analysis.sampling import SPACES, BackboneInput, SampledNet, SampleReport, sample_space
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.checkpoint import read_checkpoint
-from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
+from regnet_explore.detection.configs import DetectorConfig, FPNNeckConfig, get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.io import write_json_atomic
 from regnet_explore.synthetic import ensure_synthetic
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, crop_config, default_splits, train
+from regnet_explore.train.engine import TrainConfig, default_splits, train
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
-RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "version", "budget", "batch_size",
-                 "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps", "classes", "neck_channels",
-                 "encoder_channels", "max_points", "pretrained", "flops", "params", "num_stages", "metric")
+RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "val_synthetic", "version",
+                 "budget", "batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps",
+                 "classes", "neck_channels", "encoder_channels", "max_points", "pretrained", "flops", "params",
+                 "num_stages", "metric")
 BACKENDS = ("local", "ray")
 # The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
-# in a +-16 m window (128 x 128 pillars) of one LiDAR sweep, on a synthetic nuScenes set of 160 scenes (512 training
-# and 128 validation key frames); a 64-wide FPN and a one-layer pillar encoder with 20 points per pillar; batch 1,
-# 512 iterations (one epoch), lr 2e-3 after 50 warm-up iterations, cosine to 0; backbones of 0.2-0.8 GFLOPs on that
-# grid; error = 1 - nuScenes AP of cars (DetectionEval, within the window).
-PROXY: dict = dict(synthetic=(640, 4), crop=16.0, sweeps=1, classes=("car",), neck_channels=64,
-                   encoder_channels=(64,), max_points=20, batch_size=1, budget=512, lr=2e-3, lr_schedule="cosine",
-                   warmup_iters=50, flops=(0.2e9, 0.8e9), metric="AP_car")
+# in a +-16 m window (128 x 128 pillars) of one LiDAR sweep; trained on the 512 training key frames of a synthetic
+# nuScenes set of 160 scenes, scored on the 512 validation key frames of one of 640 scenes; a 64-wide FPN and a
+# one-layer pillar encoder with 20 points per pillar; batch 1, 512 iterations (one epoch), lr 2e-3 after 50 warm-up
+# iterations, cosine to 0; backbones of 0.2-0.8 GFLOPs on that grid; error = 1 - nuScenes AP of cars
+# (DetectionEval, within the window).
+PROXY: dict = dict(synthetic=(160, 4), val_synthetic=(640, 4), crop=16.0, sweeps=1, classes=("car",),
+                   neck_channels=64, encoder_channels=(64,), max_points=20, batch_size=1, budget=512, lr=2e-3,
+                   lr_schedule="cosine", warmup_iters=50, flops=(0.2e9, 0.8e9), metric="AP_car")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -77,6 +80,7 @@ class SweepConfig:
     detector: str = DEFAULT_DETECTOR
     data: str | None = None  # dataroot; None: a synthetic set of the detector's dataset
     synthetic: tuple[int, int] | None = None  # that set's (scenes, key frames); None: the default mini set
+    val_synthetic: tuple[int, int] | None = None  # score on this synthetic set's validation split (None: the same set)
     version: str | None = None
     budget: int = 400  # training iterations per model
     batch_size: int | None = None  # None: the detector config's samples_per_gpu
@@ -139,13 +143,13 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
     if cfg.metric not in metrics:
         raise RegNetExploreError(f"metric {cfg.metric!r} is not reported on {base.dataset}"
                                  f"{' for these classes' if classes else ''}: use one of {', '.join(metrics)}")
-    if cfg.data is not None and cfg.synthetic is not None:
+    if cfg.data is not None and (cfg.synthetic is not None or cfg.val_synthetic is not None):
         raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
     data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
     if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
         raise RegNetExploreError(f"{cfg.pretrained}: no such pretrained checkpoint")
     pretrained = str(Path(cfg.pretrained).resolve()) if cfg.pretrained is not None else None
-    tuples = {name: tuple(getattr(cfg, name)) for name in ("synthetic", "encoder_channels")
+    tuples = {name: tuple(getattr(cfg, name)) for name in ("synthetic", "val_synthetic", "encoder_channels")
               if getattr(cfg, name) is not None}
     return dataclasses.replace(cfg, detector=base.name, data=data, pretrained=pretrained, devices=tuple(cfg.devices),
                                classes=classes, shard=(int(i), int(n)), **tuples)
@@ -175,6 +179,13 @@ def data_root(cfg: SweepConfig) -> str:
     return str(ensure_synthetic(get_config(cfg.detector).dataset, scenes, keyframes))
 
 
+def val_root(cfg: SweepConfig) -> str:
+    """The dataroot whose validation split scores the models: ``cfg.val_synthetic``'s set, else :func:`data_root`."""
+    if cfg.val_synthetic is None:
+        return data_root(cfg)
+    return str(ensure_synthetic(get_config(cfg.detector).dataset, *cfg.val_synthetic))
+
+
 def base_detector(cfg: SweepConfig) -> DetectorConfig:
     """The detector every sampled backbone goes into: ``cfg.detector`` with the sweep's class subset, neck width,
     pillar encoder and points per pillar."""
@@ -182,13 +193,14 @@ def base_detector(cfg: SweepConfig) -> DetectorConfig:
     if cfg.classes is not None:
         det = dataclasses.replace(det, class_names=tuple(cfg.classes))
     if cfg.neck_channels is not None:
-        if det.neck.type != "fpn":
-            raise RegNetExploreError(f"neck_channels: {det.name} has a {det.neck.type} neck, not an FPN")
+        if not isinstance(det.neck, FPNNeckConfig):
+            raise RegNetExploreError(f"neck_channels: {det.name} has a {det.neck.label} neck, not an FPN")
         det = dataclasses.replace(det, neck=dataclasses.replace(det.neck, out_channels=cfg.neck_channels))
     if cfg.encoder_channels is not None:
-        if cfg.encoder_channels[-1] != det.backbone.stem_channels:
+        channels = BackboneInput.of_detector(det).in_channels
+        if cfg.encoder_channels[-1] != channels:
             raise RegNetExploreError(f"encoder_channels {list(cfg.encoder_channels)}: the last must be the "
-                                     f"backbone's input width {det.backbone.stem_channels}")
+                                     f"backbone's input width {channels}")
         det = dataclasses.replace(det, encoder=dataclasses.replace(det.encoder,
                                                                    feat_channels=tuple(cfg.encoder_channels)))
     if cfg.max_points is not None:
@@ -207,13 +219,9 @@ def training_geometry(cfg: SweepConfig, det: DetectorConfig) -> DetectorConfig:
     return crop_config(det, cfg.crop) if cfg.crop is not None else det
 
 
-def complexity_probe(cfg: SweepConfig) -> ComplexityProbe:
-    """The backbone's input in this detector: no stem, the pillar canvas (64 channels) at the training grid."""
-    det = training_geometry(cfg, get_config(cfg.detector))
-    ny, nx = det.bev_shape
-    b = det.backbone
-    return ComplexityProbe(height=ny, width=nx, in_channels=b.stem_channels, stem_channels=b.stem_channels,
-                           stem=False, strides=tuple(b.strides), num_classes=0)
+def complexity_probe(cfg: SweepConfig) -> BackboneInput:
+    """The backbone's input in this sweep's detector: no stem, the pillar canvas at the training grid."""
+    return BackboneInput.of_detector(training_geometry(cfg, get_config(cfg.detector)))
 
 
 def sample_models(cfg: SweepConfig) -> SampleReport:
@@ -273,6 +281,9 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
                      crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
+    scoring = val_root(cfg)
+    if scoring != root:  # another synthetic set: its own version folder and split names
+        _, val_split = default_splits(det, tc, scoring, None)
     n_train = len(open_dataset(det.dataset, root, cfg.version, train_split, sweeps=cfg.sweeps))
     global_batch = batch * int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: a batch per process
     epochs, per_epoch = iteration_plan(cfg.budget, n_train, global_batch)
@@ -289,7 +300,7 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
     # scored as the engine scores: a centred crop on the objects inside it, random windows on the full range
     centred = cfg.crop is not None and cfg.crop_placement == "center"
     model = PointPillars.from_config(training_geometry(cfg, det) if centred else det, result.checkpoint, device)
-    val = open_dataset(det.dataset, root, cfg.version, val_split, sweeps=cfg.sweeps)
+    val = open_dataset(det.dataset, scoring, cfg.version if scoring == root else None, val_split, sweeps=cfg.sweeps)
     metrics = flat_metrics(evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None))
     if cfg.classes is not None:  # the devkit scores every class; the others were not trained
         metrics = {k: v for k, v in metrics.items() if not k.startswith("AP_") or k[3:] in cfg.classes}
@@ -298,7 +309,8 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
     return {**sample.to_dict(), "status": "ok", **metrics, "error": 1.0 - metrics.get(cfg.metric, math.nan),
             "loss": losses[-1] if losses else math.nan, "iterations": iterations, "train_s": train_s,
             "eval_s": eval_s, "wall_s": train_s + eval_s,
-            "samples_per_s": (iterations - first_iter) * global_batch / train_s, "worker": worker, "device": device}
+            "samples_per_s": (iterations - first_iter) * global_batch / train_s, "resumed_from": first_iter,
+            "worker": worker, "device": device}
 
 
 # --- the results table --------------------------------------------------------------------------------------------
@@ -450,7 +462,7 @@ def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) ->
             train_one(cfg, sample)
         return pd.DataFrame()
     with results_writer(cfg) as write:
-        data_root(cfg)  # generate the default set once, before any worker wants it
+        data_root(cfg), val_root(cfg)  # generate the synthetic sets once, before any worker wants them
         todo = pending(cfg, report)
         if cfg.backend == "ray":
             from regnet_explore.analysis.ray_backend import run_ray

@@ -1,15 +1,37 @@
-"""Detection subcommands: ``infer`` (boxes for one point file) and ``configs`` (the table of detectors)."""
+"""Detection subcommands: ``infer`` (boxes for one point file) and ``configs`` (the table of detectors, or one
+config whole)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 import numpy as np
 import torch
 
+from regnet_explore.data.points import load_points_bin
+from regnet_explore.detection.anchors import AnchorConfig
+from regnet_explore.detection.checkpoint import export_weights
+from regnet_explore.detection.configs import (
+    CONFIGS,
+    DetectorConfig,
+    EncoderConfig,
+    FPNNeckConfig,
+    RegNetBackboneConfig,
+    SECONDBackboneConfig,
+    SECONDFPNNeckConfig,
+    detector_complexity,
+    get_config,
+)
+from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import write_json_atomic
+
+# the mmdet3d ``type`` of each part, as its config files write it
+MMDET3D_TYPES: dict[type, str] = {EncoderConfig: "HardVFE", RegNetBackboneConfig: "NoStemRegNet",
+                                  SECONDBackboneConfig: "SECOND", FPNNeckConfig: "FPN",
+                                  SECONDFPNNeckConfig: "SECONDFPN", AnchorConfig: "AlignedAnchor3DRangeGenerator"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
                    help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
     p.set_defaults(func=run_infer)
-    c = subparsers.add_parser("configs", help="list the detector configs with size and cost")
+    c = subparsers.add_parser("configs", help="list the detector configs with size and cost, or show one whole")
+    c.add_argument("--show", metavar="NAME", help="print every setting of one config (mmdet3d name or alias)")
     c.set_defaults(func=run_configs)
     e = subparsers.add_parser("export", help="a training checkpoint -> weights only, fp16 (the shipped format)")
     e.add_argument("checkpoint")
@@ -36,8 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from regnet_explore.detection.checkpoint import export_weights
-
     size = export_weights(args.checkpoint, args.out, half=not args.fp32)
     print(f"{args.out}: {size / 2**20:.1f} MiB")
     return 0
@@ -63,10 +84,6 @@ def _device(name: str) -> torch.device:
 
 
 def run_infer(args: argparse.Namespace) -> int:
-    from regnet_explore.data.points import load_points_bin
-    from regnet_explore.detection.configs import get_config
-    from regnet_explore.detection.detector import PointPillars
-
     cfg = get_config(args.config)
     if args.load_dim < 3:
         raise RegNetExploreError(f"--load-dim {args.load_dim}: a point needs at least x, y, z")
@@ -91,20 +108,48 @@ def run_infer(args: argparse.Namespace) -> int:
 
 def config_rows() -> list[dict]:
     """One row per config: name, alias, backbone, neck, dataset, params (whole detector), dense GFLOPs."""
-    from regnet_explore.detection.configs import CONFIGS
-    from regnet_explore.detection.detector import PointPillars
-
     rows = []
     for cfg in CONFIGS.values():
-        model = PointPillars(cfg)
-        rows.append({"name": cfg.name, "alias": cfg.alias, "backbone": cfg.backbone.label,
-                     "neck": "FPN" if cfg.neck.type == "fpn" else "SECFPN", "dataset": cfg.dataset,
-                     "params": sum(p.numel() for p in model.parameters()),
-                     "gflops": model.complexity()["flops"] / 1e9})
+        rows.append({"name": cfg.name, "alias": cfg.alias, "backbone": cfg.backbone.label, "neck": cfg.neck.label,
+                     "dataset": cfg.dataset, "params": sum(p.numel() for p in PointPillars(cfg).parameters()),
+                     "gflops": detector_complexity(cfg)["flops"] / 1e9})
     return rows
 
 
+def _value(value: object) -> str:
+    """A scalar or a flat sequence as a config file writes it; strings (an arch name, class names) bare."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _setting_lines(name: str, value: object, indent: str) -> list[str]:
+    """``name: value``; a part (dataclass) as a nested section led by its mmdet3d type; a table (anchor ranges,
+    sizes) one row per line."""
+    if dataclasses.is_dataclass(value):
+        kind = MMDET3D_TYPES.get(type(value))
+        lines = [f"{indent}{name}:"] + ([f"{indent}  type: {kind}"] if kind else [])
+        for f in dataclasses.fields(value):
+            lines += _setting_lines(f.name, getattr(value, f.name), indent + "  ")
+        return lines
+    if isinstance(value, tuple | list) and value and all(isinstance(v, tuple | list) for v in value):
+        return [f"{indent}{name}:"] + [f"{indent}  - {_value(v)}" for v in value]
+    return [f"{indent}{name}: {_value(value)}"]
+
+
+def format_config(cfg: DetectorConfig) -> str:
+    """Every setting of ``cfg``, nested by part (voxel, encoder, backbone, neck, anchors, test_cfg)."""
+    lines = [f"{cfg.name} (alias {cfg.alias})"]
+    for f in dataclasses.fields(cfg):
+        if f.name not in ("name", "alias"):
+            lines += _setting_lines(f.name, getattr(cfg, f.name), "")
+    return "\n".join(lines)
+
+
 def run_configs(args: argparse.Namespace) -> int:
+    if args.show:
+        print(format_config(get_config(args.show)))
+        return 0
     rows = config_rows()
     print(f"{'alias':36s} {'backbone':14s} {'neck':6s} {'dataset':8s} {'params':>11s} {'GFLOPs':>7s}  name")
     for r in rows:

@@ -1,8 +1,10 @@
-"""PointPillars detector configurations: plain dataclasses, one per concern, and a name -> config table.
+"""PointPillars detector configurations: frozen dataclasses, one per concern, and the table of reference rows.
 
 Every row of mmdet3d's PointPillars / RegNet tables (configs/pointpillars, configs/regnet; branch 1.0 file names)
-is here as a :class:`DetectorConfig`, built by ordinary functions, findable by its mmdet3d name or a short
-alias. Copy one and change a field with ``dataclasses.replace``::
+is one line of :data:`CONFIG_TABLE`, findable by its mmdet3d name or a short alias. Backbone and neck have one
+config class per variant; each builds its module (``build()``) and costs it without building it
+(``complexity(cx, sizes)``), so the detector needs no branch on the variant. Copy a config and change a field
+with ``dataclasses.replace``::
 
     cfg = get_config("regnet-400mf-fpn-nus")
     cfg = replace(cfg, voxel=replace(cfg.voxel, max_voxels=(20000, 20000)))
@@ -14,10 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from regnet_explore.detection.anchors import AnchorConfig
-from regnet_explore.detection.head import HeadTestConfig
+from regnet_explore.detection.head import AnchorHead, HeadTestConfig
+from regnet_explore.detection.necks import FPN, SECONDFPN
+from regnet_explore.detection.second import SECOND
 from regnet_explore.detection.voxelize import grid_size
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.backbone import out_channels
+from regnet_explore.regnet.backbone import RegNet, out_channels
+from regnet_explore.regnet.complexity import Complexity
 from regnet_explore.regnet.design import RegNetStages
 
 NUSCENES_CLASSES = ("car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle",
@@ -51,20 +56,14 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
-class BackboneConfig:
-    """``type='regnet'``: mmdet3d NoStemRegNet (``arch``, ``stem_channels`` input width, ``strides``,
-    ``out_indices``); ``type='second'``: SECOND (``in_channels``, ``layer_nums``, ``layer_strides``,
-    ``second_channels``)."""
+class RegNetBackboneConfig:
+    """mmdet3d ``NoStemRegNet``: ``arch`` (a zoo name, or explicit stages: a sampled network) fed the pillar canvas
+    of ``stem_channels`` channels, one stride per stage, the ``out_indices`` stages to the neck."""
 
-    type: Literal["regnet", "second"] = "regnet"
-    arch: str | RegNetStages = "regnetx_400mf"  # a zoo name, or explicit stages (a sampled network)
+    arch: str | RegNetStages = "regnetx_400mf"
     stem_channels: int = 64
     strides: tuple[int, ...] = (1, 2, 2, 2)
     out_indices: tuple[int, ...] = (1, 2, 3)
-    in_channels: int = 64
-    layer_nums: tuple[int, ...] = (3, 5, 5)
-    layer_strides: tuple[int, ...] = (2, 2, 2)
-    second_channels: tuple[int, ...] = (64, 128, 256)
     norm: Literal["BN", "SyncBN"] = "SyncBN"
     norm_eps: float = 1e-3
     norm_momentum: float = 0.01
@@ -72,37 +71,120 @@ class BackboneConfig:
     pretrained: str | None = "open-mmlab://regnetx_400mf"
 
     @property
-    def out_channels(self) -> list[int]:
-        if self.type == "second":
-            return list(self.second_channels)
-        return out_channels(self.arch, self.out_indices)
+    def out_channels(self) -> tuple[int, ...]:
+        return tuple(out_channels(self.arch, self.out_indices))
 
     @property
     def label(self) -> str:
-        """'SECOND' or e.g. 'RegNetX-400MF'."""
-        if self.type == "second":
-            return "SECOND"
+        """e.g. 'RegNetX-400MF', or 'RegNet(64-160-384-896)' for explicit stages."""
         if isinstance(self.arch, RegNetStages):
             return "RegNet(" + "-".join(map(str, self.arch.widths)) + ")"
         return "RegNetX-" + self.arch.removeprefix("regnetx_").upper()
 
+    def _module_args(self) -> dict:
+        return dict(arch=self.arch, stem_channels=self.stem_channels, stem=False, strides=self.strides,
+                    out_indices=self.out_indices, norm=self.norm, norm_eps=self.norm_eps,
+                    norm_momentum=self.norm_momentum, norm_eval=self.norm_eval)
+
+    def build(self) -> RegNet:
+        return RegNet(**self._module_args())
+
+    def complexity(self, cx: Complexity, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Adds the backbone's cost on its input map to ``cx``; returns the sizes of the maps to the neck."""
+        return RegNet.complexity(cx, sizes, **self._module_args())
+
 
 @dataclass(frozen=True)
-class NeckConfig:
-    """``type='fpn'``: mmdet FPN to ``out_channels`` per level; ``type='secondfpn'``: deconvs to
-    ``secfpn_channels`` with ``upsample_strides``, concatenated."""
+class SECONDBackboneConfig:
+    """mmdet3d ``SECOND``: per stage a ``layer_strides[i]`` conv to ``out_channels[i]``, then ``layer_nums[i]``
+    more 3x3 convs; every stage goes to the neck. Trained from scratch (no pretrained weights)."""
 
-    type: Literal["fpn", "secondfpn"]
+    in_channels: int = 64
+    out_channels: tuple[int, ...] = (64, 128, 256)
+    layer_nums: tuple[int, ...] = (3, 5, 5)
+    layer_strides: tuple[int, ...] = (2, 2, 2)
+    norm_eps: float = 1e-3
+    norm_momentum: float = 0.01
+
+    @property
+    def label(self) -> str:
+        return "SECOND"
+
+    def _module_args(self) -> dict:
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels, layer_nums=self.layer_nums,
+                    layer_strides=self.layer_strides, eps=self.norm_eps, momentum=self.norm_momentum)
+
+    def build(self) -> SECOND:
+        return SECOND(**self._module_args())
+
+    def complexity(self, cx: Complexity, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Adds the backbone's cost on its input map to ``cx``; returns the sizes of the maps to the neck."""
+        return SECOND.complexity(cx, sizes, **self._module_args())
+
+
+@dataclass(frozen=True)
+class FPNNeckConfig:
+    """mmdet ``FPN``: every input level to ``out_channels``, top-down sums; one head level per input."""
+
     in_channels: tuple[int, ...]
     out_channels: int = 256
-    secfpn_channels: tuple[int, ...] = (128, 128, 128)
+    norm_eps: float = 1e-3
+    norm_momentum: float = 0.01
+
+    @property
+    def head_channels(self) -> int:
+        return self.out_channels
+
+    @property
+    def label(self) -> str:
+        return "FPN"
+
+    def _module_args(self) -> dict:
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels, eps=self.norm_eps,
+                    momentum=self.norm_momentum)
+
+    def build(self) -> FPN:
+        return FPN(**self._module_args())
+
+    def complexity(self, cx: Complexity, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Adds the neck's cost on the backbone's maps to ``cx``; returns the sizes of the head's levels."""
+        return FPN.complexity(cx, sizes, **self._module_args())
+
+
+@dataclass(frozen=True)
+class SECONDFPNNeckConfig:
+    """mmdet3d ``SECONDFPN``: each input deconvolved by its ``upsample_strides`` to ``out_channels``, the results
+    concatenated into one head level of ``sum(out_channels)`` channels."""
+
+    in_channels: tuple[int, ...]
+    out_channels: tuple[int, ...] = (128, 128, 128)
     upsample_strides: tuple[int, ...] = (1, 2, 4)
     norm_eps: float = 1e-3
     norm_momentum: float = 0.01
 
     @property
     def head_channels(self) -> int:
-        return self.out_channels if self.type == "fpn" else sum(self.secfpn_channels)
+        return sum(self.out_channels)
+
+    @property
+    def label(self) -> str:
+        return "SECFPN"
+
+    def _module_args(self) -> dict:
+        return dict(in_channels=self.in_channels, out_channels=self.out_channels,
+                    upsample_strides=self.upsample_strides, eps=self.norm_eps, momentum=self.norm_momentum)
+
+    def build(self) -> SECONDFPN:
+        return SECONDFPN(**self._module_args())
+
+    def complexity(self, cx: Complexity, sizes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Adds the neck's cost on the backbone's maps to ``cx``; returns the sizes of the head's levels."""
+        return SECONDFPN.complexity(cx, sizes, **self._module_args())
+
+
+# any variant, for annotations and isinstance
+BackboneConfig = RegNetBackboneConfig | SECONDBackboneConfig
+NeckConfig = FPNNeckConfig | SECONDFPNNeckConfig
 
 
 @dataclass(frozen=True)
@@ -179,80 +261,96 @@ LYFT_SECFPN_ANCHORS = (  # car, truck, bus, emergency_vehicle, other_vehicle, mo
 ROTATIONS = (0.0, 1.57)
 
 
-def _backbone(arch: str | None) -> BackboneConfig:
-    if arch is None:
-        return BackboneConfig(type="second", pretrained=None)
-    return BackboneConfig(arch=arch, pretrained=f"open-mmlab://{arch}")
+def _regnet(arch: str) -> RegNetBackboneConfig:
+    """The reference NoStemRegNet of a zoo ``arch``, started from its ImageNet weights."""
+    return RegNetBackboneConfig(arch=arch, pretrained=f"open-mmlab://{arch}")
 
 
-def _anchors(dataset: str, neck: str, extent: float) -> AnchorConfig:
-    if neck == "fpn":
-        z = -1.8
-        custom = (0.0, 0.0) if dataset == "nuscenes" else ()
-        return AnchorConfig(ranges=((-extent, -extent, z, extent, extent, z),), sizes=NUS_FPN_SIZES,
-                            rotations=ROTATIONS, scales=(1.0, 2.0, 4.0), custom_values=custom)
-    if dataset == "nuscenes":
-        table, reach, custom = NUS_SECFPN_ANCHORS, 49.6, (0.0, 0.0)
-    else:
-        table, reach, custom = LYFT_SECFPN_ANCHORS, extent, ()
+SECOND_BACKBONE = SECONDBackboneConfig()
+REGNETX_400MF = _regnet("regnetx_400mf")
+REGNETX_1_6GF = _regnet("regnetx_1.6gf")
+
+
+def _neck(kind: Literal["fpn", "secfpn"], backbone: BackboneConfig) -> NeckConfig:
+    """The neck reads every map the backbone gives it."""
+    if kind == "fpn":
+        return FPNNeckConfig(in_channels=backbone.out_channels)
+    return SECONDFPNNeckConfig(in_channels=backbone.out_channels)
+
+
+def _fpn_anchors(extent: float, custom_values: tuple[float, ...]) -> AnchorConfig:
+    """FPN heads: four shared sizes on the whole +-``extent`` square at z -1.8, scaled 1, 2, 4 per level."""
+    return AnchorConfig(ranges=((-extent, -extent, -1.8, extent, extent, -1.8),), sizes=NUS_FPN_SIZES,
+                        rotations=ROTATIONS, scales=(1.0, 2.0, 4.0), custom_values=custom_values)
+
+
+def _class_anchors(table: tuple, reach: float, custom_values: tuple[float, ...]) -> AnchorConfig:
+    """SECFPN heads: one size per class, each at its own z, over +-``reach``; one level."""
     return AnchorConfig(ranges=tuple((-reach, -reach, z, reach, reach, z) for _, z in table),
                         sizes=tuple(size for size, _ in table), rotations=ROTATIONS, scales=(1.0,),
-                        custom_values=custom)
+                        custom_values=custom_values)
 
 
-def build_config(dataset: Literal["nuscenes", "lyft"], neck: Literal["fpn", "secondfpn"], arch: str | None = None,
-                 range100: bool = False, fp16: bool = False) -> DetectorConfig:
-    """One mmdet3d PointPillars row: ``arch=None`` is the SECOND backbone, else a RegNetX zoo name."""
-    backbone = _backbone(arch)
-    neck_cfg = NeckConfig(type=neck, in_channels=tuple(backbone.out_channels))
-    size_tag = "" if arch is None else arch.replace("regnetx_", "regnet-") + "_"
-    neck_tag = "fpn" if neck == "fpn" else "secfpn"
-    if dataset == "nuscenes":
-        extent = 50.0
-        voxel = VoxelConfig((-50, -50, -5, 50, 50, 3), (0.25, 0.25, 8), 64, (30000, 40000))
-        encoder, classes, code_size = EncoderConfig(feat_channels=(64, 64)), NUSCENES_CLASSES, 9
-        samples = 2 if fp16 else 4
-        name = f"hv_pointpillars_{size_tag}{neck_tag}_sbn-all_{'fp16_2x8' if fp16 else '4x8'}_2x_nus-3d"
-        alias = f"{size_tag.rstrip('_') + '-' if arch else ''}{neck_tag}{'-fp16' if fp16 else ''}-nus"
-    else:
-        extent = 100.0 if range100 else 80.0
-        voxel = VoxelConfig((-extent, -extent, -5, extent, extent, 3), (0.25, 0.25, 8), 20, (60000, 60000))
-        encoder, classes, code_size, samples = EncoderConfig(feat_channels=(64,)), LYFT_CLASSES, 7, 2
-        name = f"hv_pointpillars_{size_tag}{neck_tag}_sbn-all_{'range100_' if range100 else ''}2x8_2x_lyft-3d"
-        alias = f"{size_tag.rstrip('_') + '-' if arch else ''}{neck_tag}-lyft{'-range100' if range100 else ''}"
-    return DetectorConfig(name=name, alias=alias, dataset=dataset, class_names=classes, voxel=voxel,
-                          encoder=encoder, backbone=backbone, neck=neck_cfg, anchors=_anchors(dataset, neck, extent),
-                          code_size=code_size, samples_per_gpu=samples)
+def _nuscenes(name: str, alias: str, backbone: BackboneConfig, neck: Literal["fpn", "secfpn"],
+              samples_per_gpu: int = 4) -> DetectorConfig:
+    """A nuScenes row: a 100 m square of 0.25 m pillars (400 x 400), 10 classes, boxes with velocity."""
+    custom = (0.0, 0.0)  # the anchors' velocity
+    anchors = _fpn_anchors(50.0, custom) if neck == "fpn" else _class_anchors(NUS_SECFPN_ANCHORS, 49.6, custom)
+    return DetectorConfig(name=name, alias=alias, dataset="nuscenes", class_names=NUSCENES_CLASSES,
+                          voxel=VoxelConfig((-50, -50, -5, 50, 50, 3), (0.25, 0.25, 8), 64, (30000, 40000)),
+                          encoder=EncoderConfig(feat_channels=(64, 64)), backbone=backbone,
+                          neck=_neck(neck, backbone), anchors=anchors, code_size=9, samples_per_gpu=samples_per_gpu)
 
 
-def _all_configs() -> dict[str, DetectorConfig]:
-    rows = [
-        build_config("nuscenes", "secondfpn"),
-        build_config("nuscenes", "secondfpn", "regnetx_400mf"),
-        build_config("nuscenes", "fpn"),
-        build_config("nuscenes", "fpn", "regnetx_400mf"),
-        build_config("nuscenes", "fpn", "regnetx_1.6gf"),
-        build_config("nuscenes", "fpn", "regnetx_400mf", fp16=True),
-        build_config("lyft", "secondfpn"),
-        build_config("lyft", "secondfpn", "regnetx_400mf"),
-        build_config("lyft", "secondfpn", "regnetx_400mf", range100=True),
-        build_config("lyft", "fpn"),
-        build_config("lyft", "fpn", "regnetx_400mf"),
-        build_config("lyft", "fpn", "regnetx_400mf", range100=True),
-    ]
-    return {cfg.name: cfg for cfg in rows}
+def _lyft(name: str, alias: str, backbone: BackboneConfig, neck: Literal["fpn", "secfpn"],
+          extent: float = 80.0) -> DetectorConfig:
+    """A Lyft row: a +-``extent`` square of 0.25 m pillars, 9 classes, boxes without velocity."""
+    anchors = _fpn_anchors(extent, ()) if neck == "fpn" else _class_anchors(LYFT_SECFPN_ANCHORS, extent, ())
+    return DetectorConfig(name=name, alias=alias, dataset="lyft", class_names=LYFT_CLASSES,
+                          voxel=VoxelConfig((-extent, -extent, -5, extent, extent, 3), (0.25, 0.25, 8), 20,
+                                            (60000, 60000)),
+                          encoder=EncoderConfig(feat_channels=(64,)), backbone=backbone, neck=_neck(neck, backbone),
+                          anchors=anchors, code_size=7, samples_per_gpu=2)
 
 
-CONFIGS: dict[str, DetectorConfig] = _all_configs()
-ALIASES: dict[str, str] = {cfg.alias: name for name, cfg in CONFIGS.items()}
+# One row per mmdet3d config file (configs/pointpillars, configs/regnet): name, alias, backbone, neck, and what
+# sets the row apart (fp16: 2 samples per GPU; range100: a +-100 m square).
+CONFIG_TABLE: tuple[DetectorConfig, ...] = (
+    _nuscenes("hv_pointpillars_secfpn_sbn-all_4x8_2x_nus-3d", "secfpn-nus",
+              SECOND_BACKBONE, "secfpn"),
+    _nuscenes("hv_pointpillars_regnet-400mf_secfpn_sbn-all_4x8_2x_nus-3d", "regnet-400mf-secfpn-nus",
+              REGNETX_400MF, "secfpn"),
+    _nuscenes("hv_pointpillars_fpn_sbn-all_4x8_2x_nus-3d", "fpn-nus",
+              SECOND_BACKBONE, "fpn"),
+    _nuscenes("hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d", "regnet-400mf-fpn-nus",
+              REGNETX_400MF, "fpn"),
+    _nuscenes("hv_pointpillars_regnet-1.6gf_fpn_sbn-all_4x8_2x_nus-3d", "regnet-1.6gf-fpn-nus",
+              REGNETX_1_6GF, "fpn"),
+    _nuscenes("hv_pointpillars_regnet-400mf_fpn_sbn-all_fp16_2x8_2x_nus-3d", "regnet-400mf-fpn-fp16-nus",
+              REGNETX_400MF, "fpn", samples_per_gpu=2),
+    _lyft("hv_pointpillars_secfpn_sbn-all_2x8_2x_lyft-3d", "secfpn-lyft",
+          SECOND_BACKBONE, "secfpn"),
+    _lyft("hv_pointpillars_regnet-400mf_secfpn_sbn-all_2x8_2x_lyft-3d", "regnet-400mf-secfpn-lyft",
+          REGNETX_400MF, "secfpn"),
+    _lyft("hv_pointpillars_regnet-400mf_secfpn_sbn-all_range100_2x8_2x_lyft-3d", "regnet-400mf-secfpn-lyft-range100",
+          REGNETX_400MF, "secfpn", extent=100.0),
+    _lyft("hv_pointpillars_fpn_sbn-all_2x8_2x_lyft-3d", "fpn-lyft",
+          SECOND_BACKBONE, "fpn"),
+    _lyft("hv_pointpillars_regnet-400mf_fpn_sbn-all_2x8_2x_lyft-3d", "regnet-400mf-fpn-lyft",
+          REGNETX_400MF, "fpn"),
+    _lyft("hv_pointpillars_regnet-400mf_fpn_sbn-all_range100_2x8_2x_lyft-3d", "regnet-400mf-fpn-lyft-range100",
+          REGNETX_400MF, "fpn", extent=100.0),
+)
+CONFIGS: dict[str, DetectorConfig] = {cfg.name: cfg for cfg in CONFIG_TABLE}
+ALIASES: dict[str, str] = {cfg.alias: cfg.name for cfg in CONFIG_TABLE}
 
 
 def with_backbone(cfg: DetectorConfig, stages: RegNetStages, name: str | None = None) -> DetectorConfig:
     """``cfg`` with another RegNet backbone (explicit stages, e.g. a sampled network); the neck follows its widths."""
-    if cfg.backbone.type != "regnet":
-        raise RegNetExploreError(f"{cfg.name} has a {cfg.backbone.type} backbone; start from a RegNet config")
+    if not isinstance(cfg.backbone, RegNetBackboneConfig):
+        raise RegNetExploreError(f"{cfg.name} has a {cfg.backbone.label} backbone; start from a RegNet config")
     backbone = replace(cfg.backbone, arch=stages, pretrained=None)
-    neck = replace(cfg.neck, in_channels=tuple(backbone.out_channels))
+    neck = replace(cfg.neck, in_channels=backbone.out_channels)
     return replace(cfg, backbone=backbone, neck=neck, name=name or f"{cfg.name}@{backbone.label}")
 
 
@@ -264,3 +362,18 @@ def get_config(name: str) -> DetectorConfig:
         known = ", ".join(f"{alias} ({full})" for alias, full in ALIASES.items())
         raise RegNetExploreError(f"unknown detector config {name!r}; known configs: {known}")
     return CONFIGS[key]
+
+
+def detector_complexity(cfg: DetectorConfig, height: int | None = None, width: int | None = None) -> dict[str, int]:
+    """FLOPs (multiply-adds, pycls rules) and params of the dense part on the (ny, nx) BEV image (or ``height`` x
+    ``width``), in total and per stage (``backbone_flops``, ``neck_flops``, ``head_flops``); nothing is built."""
+    ny, nx = cfg.bev_shape
+    cx = Complexity(height or ny, width or nx)
+    sizes = cfg.backbone.complexity(cx, [(cx.h, cx.w)])
+    backbone_flops = cx.flops
+    sizes = cfg.neck.complexity(cx, sizes)
+    neck_flops = cx.flops - backbone_flops
+    channels = cfg.neck.head_channels
+    AnchorHead.complexity(cx, sizes, cfg.num_classes, channels, channels, cfg.anchors, cfg.code_size)
+    return {"flops": cx.flops, "params": cx.params, "backbone_flops": backbone_flops, "neck_flops": neck_flops,
+            "head_flops": cx.flops - backbone_flops - neck_flops}

@@ -2,7 +2,7 @@
 
 Parameters ``conv_cls`` (A * num_classes), ``conv_reg`` (A * code_size) and ``conv_dir_cls`` (A * 2) are shared
 by all levels; channel ``a * k + c`` belongs to anchor ``a = size_index * n_rot + rot_index`` of a location.
-``predict`` follows mmdet3d's ``get_bboxes``: per level sigmoid scores, the ``nms_pre`` anchors with the best
+``decode`` follows mmdet3d's ``get_bboxes``: per level sigmoid scores, the ``nms_pre`` anchors with the best
 class score, delta decoding; then, over all levels, per-class rotated NMS, the best ``max_num`` boxes and the
 direction-bin correction of yaw.
 """
@@ -19,6 +19,7 @@ from torch import nn
 
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.detection.boxes import decode, decode_direction, legacy_to_current
+from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.nms import multiclass_nms
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.complexity import Complexity
@@ -72,6 +73,20 @@ class AnchorHead(nn.Module):
         self._anchor_cache: dict[tuple, list[torch.Tensor]] = {}
         self.reset_parameters()
 
+    @staticmethod
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], num_classes: int, in_channels: int,
+                   feat_channels: int, anchors: AnchorConfig, code_size: int, dir_offset: float | None = None,
+                   dir_limit_offset: float | None = None, legacy: bool = False) -> list[tuple[int, int]]:
+        """Adds the three 1x1 convs run on every level of ``sizes`` (their shared weights counted once); returns
+        ``sizes``. ``cx``'s spatial size is left unchanged."""
+        outputs = anchors.num_per_location * (num_classes + code_size + 2)
+        for level, (h, w) in enumerate(sizes):
+            part = Complexity(h, w).conv(feat_channels, outputs, 1, bias=True)
+            cx.flops += part.flops
+            cx.acts += part.acts
+            cx.params += part.params if level == 0 else 0
+        return list(sizes)
+
     def reset_parameters(self) -> None:
         """mmdet3d init: Normal(0, 0.01) weights, zero biases, classification bias for a 0.01 prior."""
         for conv in (self.conv_cls, self.conv_reg, self.conv_dir_cls):
@@ -113,11 +128,11 @@ class AnchorHead(nn.Module):
             bins = bins.gather(1, top)
         return scores, decode(anchors, deltas), bins
 
-    def predict(self, cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor],
-                dir_cls_preds: Sequence[torch.Tensor], cfg: HeadTestConfig | None = None) -> list[dict]:
-        """Per sample {'boxes' (K, code_size) (x, y, z_bottom, l, w, h, yaw[, vx, vy]), 'scores' (K,),
-        'labels' (K,)}, K <= cfg.max_num, from the outputs of :meth:`forward`. Decoding runs in float32."""
-        cfg = cfg or HeadTestConfig()
+    def decode(self, cls_scores: Sequence[torch.Tensor], bbox_preds: Sequence[torch.Tensor],
+               dir_cls_preds: Sequence[torch.Tensor], cfg: HeadTestConfig,
+               class_names: Sequence[str]) -> list[Detections]:
+        """Per sample the :class:`Detections` (K <= cfg.max_num boxes, K x code_size) of the outputs of
+        :meth:`forward`; labels index ``class_names``. Decoding runs in float32."""
         device = cls_scores[0].device
         batch = cls_scores[0].shape[0]
         with torch.autocast(device.type, enabled=False):
@@ -136,17 +151,6 @@ class AnchorHead(nn.Module):
             if self.legacy:
                 kept = legacy_to_current(kept)
             counts = torch.bincount(sample[index], minlength=batch).tolist()
-        return [{"boxes": b, "scores": s, "labels": lab} for b, s, lab in
+        names = tuple(class_names)
+        return [Detections(b, s, lab, names) for b, s, lab in
                 zip(kept.split(counts), kept_scores.split(counts), labels.split(counts), strict=True)]
-
-    def complexity(self, cx: Complexity, feature_sizes: Sequence[tuple[int, int]] | None = None) -> Complexity:
-        """Adds the three 1x1 convs run on every level (default: one level of size (cx.h, cx.w)); the shared
-        weights are counted once. ``cx``'s spatial size is left unchanged."""
-        sizes = feature_sizes or [(cx.h, cx.w)]
-        outputs = self.num_anchors * (self.num_classes + self.code_size + 2)
-        for level, (h, w) in enumerate(sizes):
-            part = Complexity(h, w).conv(self.feat_channels, outputs, 1, bias=True)
-            cx.flops += part.flops
-            cx.acts += part.acts
-            cx.params += part.params if level == 0 else 0
-        return cx

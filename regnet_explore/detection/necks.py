@@ -41,20 +41,22 @@ class FPN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
 
+    @staticmethod
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: Sequence[int],
+                   out_channels: int = 256, eps: float = 1e-3, momentum: float = 0.01) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on inputs of the given (h, w); returns the output sizes (the same)."""
+        for c, (h, w) in zip(in_channels, sizes, strict=True):
+            cx.h, cx.w = h, w
+            cx.conv(c, out_channels, 1).norm(out_channels)
+            cx.conv(out_channels, out_channels, 3, 1, 1).norm(out_channels)
+        return list(sizes)
+
     def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, feats, strict=True)]
         for i in range(len(laterals) - 1, 0, -1):
             laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[2:],
                                                               mode="nearest")
         return [conv(x) for conv, x in zip(self.fpn_convs, laterals, strict=True)]
-
-    def complexity(self, cx: Complexity, sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-        """Adds FLOPs/params for inputs of the given (h, w); returns the output sizes (unchanged)."""
-        for c, (h, w) in zip(self.in_channels, sizes, strict=True):
-            cx.h, cx.w = h, w
-            cx.conv(c, self.out_channels, 1).norm(self.out_channels)
-            cx.conv(self.out_channels, self.out_channels, 3, 1, 1).norm(self.out_channels)
-        return list(sizes)
 
 
 class SECONDFPN(nn.Module):
@@ -71,14 +73,17 @@ class SECONDFPN(nn.Module):
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        return [torch.cat([deblock(x) for deblock, x in zip(self.deblocks, feats, strict=True)], dim=1)]
-
-    def complexity(self, cx: Complexity, sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    @staticmethod
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: Sequence[int] = (64, 128, 256),
+                   out_channels: Sequence[int] = (128, 128, 128), upsample_strides: Sequence[int] = (1, 2, 4),
+                   eps: float = 1e-3, momentum: float = 0.01) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on inputs of the given (h, w); returns the size of the one concatenated map."""
         out = []
-        for c_in, c_out, s, (h, w) in zip(self.in_channels, self.out_channels, self.upsample_strides, sizes,
-                                          strict=True):
+        for c_in, c_out, s, (h, w) in zip(in_channels, out_channels, upsample_strides, sizes, strict=True):
             cx.h, cx.w = h, w
-            cx.conv_transpose(c_in, c_out, s, s).norm(c_out)
+            cx.conv_transpose(c_in, c_out, int(s), int(s)).norm(c_out)
             out.append((cx.h, cx.w))
         return out[:1]
+
+    def forward(self, feats: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [torch.cat([deblock(x) for deblock, x in zip(self.deblocks, feats, strict=True)], dim=1)]

@@ -37,20 +37,25 @@ class SECOND(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    @staticmethod
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: int = 64,
+                   out_channels: Sequence[int] = (64, 128, 256), layer_nums: Sequence[int] = (3, 5, 5),
+                   layer_strides: Sequence[int] = (2, 2, 2), eps: float = 1e-3,
+                   momentum: float = 0.01) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on the one input map of ``sizes``; returns each stage's output size."""
+        ((cx.h, cx.w),) = sizes
+        widths = [in_channels, *out_channels]
+        out = []
+        for i, num in enumerate(layer_nums):
+            cx.conv(widths[i], widths[i + 1], 3, layer_strides[i], 1).norm(widths[i + 1])
+            for _ in range(num):
+                cx.conv(widths[i + 1], widths[i + 1], 3, 1, 1).norm(widths[i + 1])
+            out.append((cx.h, cx.w))
+        return out
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs = []
         for block in self.blocks:
             x = block(x)
             outs.append(x)
         return tuple(outs)
-
-    def complexity(self, cx: Complexity) -> list[tuple[int, int]]:
-        """Adds FLOPs/params for an input of size (cx.h, cx.w); returns each stage's output size."""
-        widths = [self.in_channels, *self.out_channels]
-        sizes = []
-        for i, num in enumerate(self.layer_nums):
-            cx.conv(widths[i], widths[i + 1], 3, self.layer_strides[i], 1).norm(widths[i + 1])
-            for _ in range(num):
-                cx.conv(widths[i + 1], widths[i + 1], 3, 1, 1).norm(widths[i + 1])
-            sizes.append((cx.h, cx.w))
-        return sizes

@@ -7,21 +7,11 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from regnet_explore.data.commands import add_dataset_arguments, open_from_args
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.detections import oracle_detections
+from regnet_explore.evaluation.global_boxes import load_detections, oracle_detections
 from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
 from regnet_explore.evaluation.nuscenes import evaluate_nuscenes, evaluate_submission
-from regnet_explore.io import load_checkpoint
-
-
-def _load_detections(path: str) -> dict:
-    raw = load_checkpoint(path)
-    if not isinstance(raw, dict):
-        raise RegNetExploreError(f"{path}: expected a dict of sample token -> {{boxes, scores, labels}}")
-    return {t: {k: np.asarray(v) for k, v in d.items()} for t, d in raw.items()}
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -36,7 +26,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.oracle:
             detections = oracle_detections(data)
         elif args.detections:
-            detections = _load_detections(args.detections)
+            detections = load_detections(args.detections, data.class_names)
         else:
             raise RegNetExploreError("evaluate: give --detections FILE.pt, --results FILE.json (nuScenes) "
                                      "or --oracle")

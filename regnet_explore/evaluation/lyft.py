@@ -9,26 +9,20 @@ from pathlib import Path
 import numpy as np
 
 from regnet_explore.data.dataset import LyftData
+from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.detections import check_detection, lidar_to_global
+from regnet_explore.evaluation.global_boxes import check_complete, detection_arrays, lidar_to_global
 from regnet_explore.io import write_text_atomic
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
 
 
-def _check_complete(data: LyftData, detections: Mapping[str, Mapping]) -> None:
-    missing = [t for t in data.tokens if t not in detections]
-    if missing:
-        raise RegNetExploreError(f"detections: {len(missing)} of {len(data)} samples of {data.version} "
-                                 f"{data.split or 'all'} have no entry (first: {missing[0]})")
-
-
-def prediction_records(data: LyftData, detections: Mapping[str, Mapping]) -> list[dict]:
+def prediction_records(data: LyftData, detections: Mapping[str, Detections]) -> list[dict]:
     """Detections -> the SDK's prediction dicts (global frame; size (w, l, h); quaternion rotation; score)."""
-    _check_complete(data, detections)
+    check_complete(data, detections)
     records = []
     for token in data.tokens:
-        boxes, scores, labels = check_detection(token, detections[token], len(data.class_names))
+        boxes, scores, labels = detection_arrays(token, detections[token], data.class_names)
         g = lidar_to_global(boxes, scores, labels, *data.transforms(token))
         records += [{"sample_token": token, "translation": g.translation[i].tolist(), "size": g.size[i].tolist(),
                      "rotation": g.rotation[i].tolist(), "name": data.class_names[g.labels[i]],
@@ -57,7 +51,7 @@ def average_precisions(gt: list[dict], predictions: list[dict]) -> tuple[list[st
     return names, aps
 
 
-def evaluate_lyft(data: LyftData, detections: Mapping[str, Mapping]) -> dict:
+def evaluate_lyft(data: LyftData, detections: Mapping[str, Detections]) -> dict:
     """mAP over classes and IoU thresholds 0.5:0.95, with ``class_AP`` {class: AP} and ``threshold_mAP``
     {iou: mAP}, and the full ``average_precisions`` table {class: [AP per threshold]}."""
     names, aps = average_precisions(gt_records(data), prediction_records(data, detections))
@@ -66,7 +60,7 @@ def evaluate_lyft(data: LyftData, detections: Mapping[str, Mapping]) -> dict:
             "average_precisions": {n: aps[i].tolist() for i, n in enumerate(names)}}
 
 
-def write_submission_csv(data: LyftData, detections: Mapping[str, Mapping], path: str | os.PathLike) -> Path:
+def write_submission_csv(data: LyftData, detections: Mapping[str, Detections], path: str | os.PathLike) -> Path:
     """Kaggle CSV: ``Id,PredictionString`` with "score x y z w l h yaw class" per box, global frame."""
     lines = ["Id,PredictionString"]
     by_token: dict[str, list[str]] = {t: [] for t in data.tokens}

@@ -13,8 +13,9 @@ import numpy as np
 
 from regnet_explore.data.classes import NUSCENES_CLASS_RANGE, NUSCENES_CLASSES
 from regnet_explore.data.dataset import NuScenesData
+from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.detections import check_detection, lidar_to_global
+from regnet_explore.evaluation.global_boxes import check_complete, detection_arrays, lidar_to_global
 from regnet_explore.io import write_json_atomic
 
 MAX_BOXES_PER_SAMPLE = 500
@@ -40,18 +41,15 @@ def attribute_name(name: str, speed: float) -> str:
     return DEFAULT_ATTRIBUTE[name]
 
 
-def to_submission(data: NuScenesData, detections: Mapping[str, Mapping]) -> dict:
+def to_submission(data: NuScenesData, detections: Mapping[str, Detections]) -> dict:
     """Detections by sample token -> the devkit's results dict (``meta`` + ``results`` for every split sample).
 
     Boxes farther from the ego vehicle than their class range are dropped, at most 500 per sample are kept.
     """
-    missing = [t for t in data.tokens if t not in detections]
-    if missing:
-        raise RegNetExploreError(f"detections: {len(missing)} of {len(data)} samples of {data.version} "
-                                 f"{data.split or 'all'} have no entry (first: {missing[0]})")
+    check_complete(data, detections)
     results = {}
     for token in data.tokens:
-        boxes, scores, labels = check_detection(token, detections[token], len(data.class_names))
+        boxes, scores, labels = detection_arrays(token, detections[token], data.class_names)
         order = np.argsort(-scores, kind="stable")[:MAX_BOXES_PER_SAMPLE]
         g = lidar_to_global(boxes[order], scores[order], labels[order], *data.transforms(token))
         entries = []
@@ -69,7 +67,7 @@ def to_submission(data: NuScenesData, detections: Mapping[str, Mapping]) -> dict
                      "use_external": False}, "results": results}
 
 
-def write_submission(data: NuScenesData, detections: Mapping[str, Mapping], path: str | os.PathLike) -> Path:
+def write_submission(data: NuScenesData, detections: Mapping[str, Detections], path: str | os.PathLike) -> Path:
     """Write the submission JSON of ``detections`` atomically; returns the path."""
     return write_json_atomic(to_submission(data, detections), path)
 
@@ -142,7 +140,7 @@ def summarize(summary: Mapping) -> dict:
     return out
 
 
-def evaluate_nuscenes(data: NuScenesData, detections: Mapping[str, Mapping], output_dir: str | os.PathLike,
+def evaluate_nuscenes(data: NuScenesData, detections: Mapping[str, Detections], output_dir: str | os.PathLike,
                       verbose: bool = False, class_range: float | None = None) -> dict:
     """Detections -> ``<output_dir>/results_nusc.json`` -> DetectionEval; returns the metrics (see above)."""
     path = write_submission(data, detections, Path(output_dir) / "results_nusc.json")

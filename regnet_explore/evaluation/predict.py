@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from regnet_explore.data.dataset import DetectionData, LyftData
+from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.lyft import evaluate_lyft
@@ -27,21 +29,20 @@ def label_map(from_names: Sequence[str], to_names: Sequence[str]) -> np.ndarray:
 
 
 def predict_split(model: PointPillars, data: DetectionData, score_thr: float | None = None,
-                  progress: bool = False) -> dict[str, dict]:
-    """Detections of ``model`` for every sample of ``data``: token -> {boxes, scores, labels} (numpy; labels index
-    ``data.class_names``)."""
-    to_data = label_map(model.cfg.class_names, data.class_names)
+                  progress: bool = False) -> dict[str, Detections]:
+    """Detections of ``model`` for every sample of ``data`` (token -> Detections on the CPU), their labels mapped
+    to ``data.class_names``."""
+    to_data = torch.as_tensor(label_map(model.cfg.class_names, data.class_names))
     if (to_data < 0).any():
         raise RegNetExploreError(f"{model.cfg.name} predicts classes that {data.version} does not have: "
-                                 f"{[c for c, i in zip(model.cfg.class_names, to_data) if i < 0]}")
+                                 f"{[c for c, i in zip(model.cfg.class_names, to_data.tolist()) if i < 0]}")
     out = {}
     tokens = data.tokens
     if progress:
         tokens = tqdm(tokens, desc="inference", leave=False)
     for token in tokens:
-        det = model.predict(data.sample(token).network_points(), score_thr=score_thr)
-        out[token] = {"boxes": det.boxes.cpu().numpy(), "scores": det.scores.cpu().numpy(),
-                      "labels": det.labels.cpu().numpy()}
+        det = model.predict(data.sample(token).network_points(), score_thr=score_thr).cpu()
+        out[token] = Detections(det.boxes, det.scores, to_data[det.labels], tuple(data.class_names))
     return out
 
 

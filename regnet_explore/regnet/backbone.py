@@ -177,6 +177,36 @@ class RegNet(nn.Module):
         self.init_weights(zero_init_residual)
         self._freeze_stages()
 
+    @staticmethod
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], arch: Arch = "regnetx_400mf",
+                   in_channels: int = 3, stem_channels: int = 32, stem: bool = True,
+                   strides: Sequence[int] | None = None, dilations: Sequence[int] | None = None,
+                   out_indices: Sequence[int] | None = None, frozen_stages: int = -1, norm: NormKind = "BN",
+                   norm_eps: float = 1e-5, norm_momentum: float = 0.1, norm_eval: bool = True,
+                   zero_init_residual: bool = True, num_classes: int = 0,
+                   rounding: Rounding = "bankers") -> list[tuple[int, int]]:
+        """Adds the network's FLOPs/params/acts (pycls rules) on its one input map of ``sizes``; returns the sizes
+        of the ``out_indices`` maps. Takes the constructor's arguments; freezing, norm and init change nothing."""
+        stages = resolve_stages(arch, rounding)
+        n = stages.num_stages
+        strides = strides or (2,) * n
+        dilations = dilations or (1,) * n
+        out_indices = range(n) if out_indices is None else out_indices
+        ((cx.h, cx.w),) = sizes  # a backbone has one input map
+        if stem:
+            cx.conv(in_channels, stem_channels, 3, 2, 1).norm(stem_channels)
+        w_in, out = stem_channels, []
+        for s in range(n):
+            for i in range(stages.depths[s]):
+                Bottleneck.complexity(cx, w_in, stages.widths[s], strides[s] if i == 0 else 1, dilations[s],
+                                      stages.group_widths[s], stages.bot_muls[s], stages.se_ratio)
+                w_in = stages.widths[s]
+            if s in out_indices:
+                out.append((cx.h, cx.w))
+        if num_classes:
+            cx.linear(w_in, num_classes)
+        return out
+
     @property
     def out_channels(self) -> list[int]:
         return out_channels(self.stages, self.out_indices)
@@ -243,29 +273,12 @@ class RegNet(nn.Module):
             x = getattr(self, f"layer{s + 1}")(x)
         return self.fc(x.mean((2, 3)))
 
-    def complexity(self, height: int, width: int | None = None) -> dict[str, int]:
-        """FLOPs, params and activations for an input of the given size (pycls counting rules)."""
-        return regnet_complexity(self.stages, height, width, self.in_channels, self.stem_channels, self.has_stem,
-                                 self.strides, self.dilations, self.fc.out_features if self.fc else 0)
-
 
 def regnet_complexity(arch: Arch, height: int = 224, width: int | None = None, in_channels: int = 3,
                       stem_channels: int = 32, stem: bool = True, strides: Sequence[int] | None = None,
                       dilations: Sequence[int] | None = None, num_classes: int = 1000) -> dict[str, int]:
     """Analytic complexity of a RegNet; the defaults are pycls's ImageNet network (224 px, 1000 classes)."""
-    stages = resolve_stages(arch)
-    n = stages.num_stages
-    strides = strides or (2,) * n
-    dilations = dilations or (1,) * n
     cx = Complexity(height, width if width is not None else height)
-    if stem:
-        cx.conv(in_channels, stem_channels, 3, 2, 1).norm(stem_channels)
-    w_in = stem_channels
-    for s in range(n):
-        for i in range(stages.depths[s]):
-            Bottleneck.complexity(cx, w_in, stages.widths[s], strides[s] if i == 0 else 1, dilations[s],
-                                  stages.group_widths[s], stages.bot_muls[s], stages.se_ratio)
-            w_in = stages.widths[s]
-    if num_classes:
-        cx.linear(w_in, num_classes)
+    RegNet.complexity(cx, [(cx.h, cx.w)], arch, in_channels, stem_channels, stem, strides, dilations,
+                      num_classes=num_classes)
     return cx.summary()

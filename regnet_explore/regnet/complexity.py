@@ -2,7 +2,10 @@
 
 A conv counts k*k*w_in*w_out*h*w/groups multiply-adds and w_out*h*w activations; a norm counts 2*C params and
 nothing else; a bias adds C flops and C params. Every module keeps its own ``complexity`` beside its
-constructor (pycls style), accumulating into a :class:`Complexity`.
+constructor (pycls style), a static method taking the constructor's arguments, so a configuration is costed
+without building the network. A detector stage (``RegNet``, ``SECOND``, ``FPN``, ``SECONDFPN``, ``AnchorHead``) is
+``complexity(cx, sizes, *constructor args)``: it adds its cost to ``cx`` for input maps of the given (h, w) and
+returns the sizes of its output maps; a block (``Bottleneck``) starts from ``cx``'s current (h, w).
 """
 
 from __future__ import annotations

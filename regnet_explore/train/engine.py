@@ -10,9 +10,9 @@ parameters after a step do not depend on how the batch was split across processe
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
-import math
 import platform
 import sys
 import time
@@ -26,13 +26,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from regnet_explore.data.dataset import NUSCENES_VERSIONS, DetectionData, open_dataset
 from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_checkpoint, save_checkpoint
-from regnet_explore.detection.configs import DetectorConfig, get_config
+from regnet_explore.detection.configs import DetectorConfig, RegNetBackboneConfig, get_config
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.window import crop_config, random_window
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics, label_map
 from regnet_explore.io import atomic_write
 from regnet_explore.parallel import global_sum
 from regnet_explore.regnet.zoo import zoo_entry
+from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.train.augment import AugmentConfig, Sample3D, augment
 from regnet_explore.train.curves import plot_log, trim_log
 from regnet_explore.train.distributed import DistEnv, convert_batchnorm, init_distributed
@@ -87,46 +89,6 @@ class TrainResult:
 
 class TrainingDiverged(RegNetExploreError):
     """The training loss became NaN or infinite."""
-
-
-CROP_ALIGN_CELLS = 8  # the coarsest feature stride: windows start on its grid so anchors match the full range
-
-
-def crop_config(cfg: DetectorConfig, half_extent: float, center: tuple[float, float] = (0.0, 0.0)) -> DetectorConfig:
-    """The same network on a smaller square BEV window around ``center`` (weights trained on it load into the
-    full config). The window's cells and anchors coincide with the full range's."""
-    vx = cfg.voxel_size[0]
-    step = CROP_ALIGN_CELLS * vx
-    nx = round(2 * half_extent / vx)
-    if abs(nx * vx - 2 * half_extent) > 1e-6 or nx % CROP_ALIGN_CELLS:
-        raise RegNetExploreError(f"crop {half_extent}: the grid ({2 * half_extent / vx:g} cells) must be a whole "
-                                 "multiple of 8 cells so every feature level keeps an integer size (e.g. 25, 32)")
-    pcr = cfg.point_cloud_range
-    cx, cy = center
-    if any(abs(c / step - round(c / step)) > 1e-6 for c in center):
-        raise RegNetExploreError(f"crop centre {center}: must lie on the {step:g} m grid of the coarsest feature map")
-    if not (pcr[0] <= cx - half_extent and cx + half_extent <= pcr[3]
-            and pcr[1] <= cy - half_extent and cy + half_extent <= pcr[4]):
-        raise RegNetExploreError(f"crop window {half_extent} m around {center} leaves the range {pcr[:2]}..{pcr[3:5]}")
-    voxel = dataclasses.replace(cfg.voxel, point_cloud_range=(cx - half_extent, cy - half_extent, pcr[2],
-                                                              cx + half_extent, cy + half_extent, pcr[5]))
-    shrink = half_extent / pcr[3]
-    ranges = tuple((r[0] * shrink + cx, r[1] * shrink + cy, r[2], r[3] * shrink + cx, r[4] * shrink + cy, r[5])
-                   for r in cfg.anchors.ranges)
-    anchors = dataclasses.replace(cfg.anchors, ranges=ranges)
-    where = f"_at{cx:g},{cy:g}" if center != (0.0, 0.0) else ""
-    return dataclasses.replace(cfg, voxel=voxel, anchors=anchors, name=f"{cfg.name}_crop{half_extent:g}{where}")
-
-
-def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Generator) -> DetectorConfig:
-    """A crop window drawn uniformly among the aligned positions inside the full range."""
-    step = CROP_ALIGN_CELLS * cfg.voxel_size[0]
-    pcr = cfg.point_cloud_range
-    center = []
-    for lo, hi in ((pcr[0], pcr[3]), (pcr[1], pcr[4])):
-        first, last = math.ceil((lo + half_extent) / step - 1e-9), math.floor((hi - half_extent) / step + 1e-9)
-        center.append(float(rng.integers(first, last + 1) * step))
-    return crop_config(cfg, half_extent, (center[0], center[1]))
 
 
 class TrainingSet(torch.utils.data.Dataset):
@@ -205,14 +167,15 @@ def init_pretrained(model: PointPillars, path: str | None, report: bool = True) 
     and why. A RegNet config whose reference starts from ImageNet weights (``open-mmlab://...``) and no file: one line
     on stderr (when ``report``) saying so and how to get them; None.
     """
-    wanted = model.cfg.backbone.pretrained
+    backbone = model.cfg.backbone
+    wanted = backbone.pretrained if isinstance(backbone, RegNetBackboneConfig) else None  # SECOND: from scratch
     if path is None and wanted is not None and Path(wanted).is_file():
         path = wanted
     if path is not None:
         result = load_pretrained_backbone(model, path)
         return {"pretrained": str(path), "loaded": len(result.loaded), "skipped": [list(s) for s in result.skipped],
                 "not_loaded": result.not_loaded}
-    if report and model.cfg.backbone.type == "regnet" and wanted and wanted.startswith("open-mmlab://"):
+    if report and wanted and wanted.startswith("open-mmlab://"):
         arch = wanted.removeprefix("open-mmlab://")
         try:
             pycls_file = zoo_entry(arch).url_path.rsplit("/", 1)[-1]
@@ -227,8 +190,6 @@ def init_pretrained(model: PointPillars, path: str | None, report: bool = True) 
 def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | None]:
     if train.data is not None:
         return train.data, train.version
-    from regnet_explore.synthetic import ensure_default_dataset
-
     return str(ensure_default_dataset(cfg.dataset)), train.version
 
 
@@ -402,9 +363,10 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             if val_data is None:
                 val_data = open_dataset(det_cfg.dataset, root, version, val_split, sweeps=tc.sweeps)
             # a model trained on a centred crop is scored on the objects inside it, one trained on windows on all
-            metrics = evaluate_model(model, val_data, work_dir / f"eval_epoch_{epoch + 1}",
+            inference = copy.deepcopy(model).fuse()  # the training model keeps its BatchNorm
+            metrics = evaluate_model(inference, val_data, work_dir / f"eval_epoch_{epoch + 1}",
                                      class_range=None if windows else tc.crop)
-            model.train()
+            del inference
             emit({"mode": "val", "epoch": epoch + 1, "iter": iteration, **flat_metrics(metrics)})
         if env.distributed:
             torch.distributed.barrier()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from regnet_explore.viz.common import BoxSet, check_points, class_color, color_range, downsample, point_colors
+from regnet_explore.detection.detections import Detections
+from regnet_explore.viz.common import (
+    BoxSet,
+    check_points,
+    class_color,
+    color_range,
+    downsample,
+    point_colors,
+    view_boxes,
+)
 
 
 def _draw_boxes(ax, box_set: BoxSet, linestyle: str) -> None:
@@ -20,13 +32,16 @@ def _draw_boxes(ax, box_set: BoxSet, linestyle: str) -> None:
     ax.add_collection(LineCollection(heading, colors=colors, linewidths=1.4, linestyles=linestyle))
 
 
-def bev_figure(points, gt=None, pred=None, class_names: list[str] | None = None, color_by: str = "height",
-               extent: float | None = 50.0, rings: tuple[float, ...] = (10, 20, 30, 40, 50),
+def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, pred: Detections | None = None, *,
+               gt_boxes: np.ndarray | torch.Tensor | None = None, gt_names: Sequence[str] | None = None,
+               color_by: str = "height", extent: float | None = 50.0, rings: tuple[float, ...] = (10, 20, 30, 40, 50),
                score_thr: float = 0.0, max_points: int = 200_000, title: str | None = None,
                size: float = 8.0) -> Figure:
-    """Top view: points coloured by ``color_by``, GT footprints solid, predictions dashed, heading ticks.
+    """Top view: points (N, >=3) coloured by ``color_by``, GT footprints solid, predictions dashed, heading ticks.
 
-    ``extent``: half-width of the view in metres around the sensor (None: fit the points).
+    Ground truth: ``gt`` or ``gt_boxes`` (K, >=7) with ``gt_names``; predictions: ``pred``, those below
+    ``score_thr`` left out (see :func:`~regnet_explore.viz.common.view_boxes`). ``extent``: half-width of the view
+    in metres around the sensor (None: fit the points).
     """
     pts = downsample(check_points(points), max_points)
     value, label = point_colors(pts, color_by)
@@ -41,10 +56,10 @@ def bev_figure(points, gt=None, pred=None, class_names: list[str] | None = None,
         ax.plot(r * np.cos(theta), r * np.sin(theta), color="0.75", lw=0.6, zorder=0)
         ax.text(r * 0.707, r * 0.707, f"{r:g} m", color="0.5", fontsize=7)
     handles = []
-    for data, style, thr, group in ((gt, "solid", 0.0, "ground truth"), (pred, "dashed", score_thr, "prediction")):
-        if data is None:
+    for box_set, style, group in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), ("solid", "dashed"),
+                                     ("ground truth", "prediction")):
+        if box_set is None:
             continue
-        box_set = BoxSet.from_any(data, class_names, thr)
         _draw_boxes(ax, box_set, style)
         handles.append(Line2D([], [], color="k", linestyle=style, label=f"{group} ({len(box_set)})"))
         names = sorted(set(box_set.names))

@@ -1,13 +1,20 @@
-"""What every scene view shares: input normalisation, class colours, box wireframes, point down-sampling."""
+"""What every scene view shares: its box inputs, class colours, box wireframes, point down-sampling.
+
+A view takes ground truth and predictions as :class:`~regnet_explore.detection.detections.Detections`, or ground
+truth as plain arrays through ``gt_boxes=`` (K, >=7) and ``gt_names=`` (K class names); :func:`view_boxes` turns
+them into the :class:`BoxSet` it draws and refuses anything else.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from regnet_explore.detection.boxes import corners_3d
+from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import atomic_write
 
@@ -34,35 +41,39 @@ def as_numpy(x) -> np.ndarray:
 
 @dataclass
 class BoxSet:
-    """Boxes to draw: (K, >=7) x, y, z_bottom, l, w, h, yaw[, vx, vy] in the LiDAR frame, plus names and scores."""
+    """The views' drawing type: boxes (K, >=7) = x, y, z_bottom, l, w, h, yaw[, vx, vy] in the LiDAR frame (float64),
+    one class name per box, and scores (K,) for predictions (None for ground truth)."""
 
     boxes: np.ndarray
     names: list[str]
-    scores: np.ndarray | None = None  # None for ground truth
+    scores: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        boxes = np.asarray(as_numpy(self.boxes), dtype=np.float64)
+        if boxes.ndim != 2 and not boxes.size:
+            boxes = boxes.reshape(0, 7)
+        if boxes.ndim != 2 or boxes.shape[1] < 7:
+            raise RegNetExploreError(f"boxes must be (K, >=7) = x, y, z_bottom, l, w, h, yaw, got shape "
+                                     f"{boxes.shape}")
+        self.boxes, self.names = boxes, list(self.names)
+        if len(self.names) != len(boxes):
+            raise RegNetExploreError(f"{len(boxes)} boxes but {len(self.names)} class names")
+        if self.scores is not None:
+            self.scores = np.asarray(as_numpy(self.scores), dtype=np.float64).reshape(-1)
+            if len(self.scores) != len(boxes):
+                raise RegNetExploreError(f"{len(boxes)} boxes but {len(self.scores)} scores")
 
     @classmethod
-    def from_any(cls, data, class_names: list[str] | None = None, score_thr: float = 0.0) -> BoxSet:
-        """A detector/loader dict (``boxes``, ``labels`` or ``names``, optional ``scores``), the detector's
-        ``Detections`` (boxes, scores, labels, class_names), or a BoxSet."""
-        if isinstance(data, BoxSet):
-            return data
-        if hasattr(data, "class_names") and hasattr(data, "boxes"):  # detection.detector.Detections
-            data, class_names = {"boxes": data.boxes, "labels": data.labels, "scores": data.scores}, data.class_names
-        if not isinstance(data, dict) or "boxes" not in data:
-            raise RegNetExploreError("boxes must be a dict with 'boxes' and 'labels' (or 'names'), or a BoxSet")
-        boxes = as_numpy(data["boxes"]).reshape(-1, as_numpy(data["boxes"]).shape[-1] if len(data["boxes"]) else 7)
-        if "names" in data:
-            names = list(data["names"])
-        else:
-            labels = as_numpy(data.get("labels", np.zeros(len(boxes), dtype=int))).astype(int)
-            names = [class_names[i] if class_names and 0 <= i < len(class_names) else str(i) for i in labels]
-        scores = as_numpy(data["scores"]).astype(float) if data.get("scores") is not None else None
-        if boxes.shape[0] and boxes.shape[1] < 7:
-            raise RegNetExploreError(f"boxes need at least 7 columns (x, y, z, l, w, h, yaw), got {boxes.shape[1]}")
-        if scores is not None and score_thr > 0:
-            keep = scores >= score_thr
-            boxes, scores, names = boxes[keep], scores[keep], [n for n, k in zip(names, keep) if k]
-        return cls(boxes.astype(np.float64), names, scores)
+    def from_detections(cls, det: Detections, score_thr: float = 0.0) -> BoxSet:
+        """Predictions scoring at least ``score_thr``, with their scores."""
+        det = det.above(score_thr)
+        arrays = det.numpy()
+        return cls(arrays["boxes"], det.names, arrays["scores"])
+
+    @classmethod
+    def from_ground_truth(cls, det: Detections) -> BoxSet:
+        """Ground truth: every box, no scores (those of ``Detections.from_arrays(..., None, ...)`` are all 1)."""
+        return cls(det.numpy()["boxes"], det.names)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -79,6 +90,35 @@ class BoxSet:
         centre = np.stack([x, y, z + h / 2], -1)
         front = centre + np.stack([np.cos(yaw) * length / 2, np.sin(yaw) * length / 2, np.zeros_like(x)], -1)
         return np.stack([centre, front], 1)
+
+
+def _require_detections(value: object, what: str) -> Detections:
+    if not isinstance(value, Detections):
+        raise RegNetExploreError(
+            f"{what}: expected Detections, got {type(value).__name__}; build it with Detections.from_arrays(boxes, "
+            "scores, labels, class_names), or give ground truth as gt_boxes=(K, >=7) array and gt_names=K names")
+    return value
+
+
+def view_boxes(gt: Detections | None = None, pred: Detections | None = None,
+               gt_boxes: np.ndarray | torch.Tensor | None = None, gt_names: Sequence[str] | None = None,
+               score_thr: float = 0.0) -> tuple[BoxSet | None, BoxSet | None]:
+    """(ground truth, predictions) box sets of a view, each None when not given.
+
+    Ground truth comes from ``gt`` or from ``gt_boxes`` with ``gt_names`` (not both); predictions from ``pred``,
+    those below ``score_thr`` left out.
+    """
+    if gt is not None and (gt_boxes is not None or gt_names is not None):
+        raise RegNetExploreError("ground truth: give gt (Detections) or gt_boxes with gt_names, not both")
+    if (gt_boxes is None) != (gt_names is None):
+        raise RegNetExploreError("ground truth as arrays needs both gt_boxes (K, >=7) and gt_names (K class names)")
+    gt_set = None
+    if gt is not None:
+        gt_set = BoxSet.from_ground_truth(_require_detections(gt, "gt"))
+    elif gt_boxes is not None:
+        gt_set = BoxSet(gt_boxes, gt_names)
+    pred_set = None if pred is None else BoxSet.from_detections(_require_detections(pred, "pred"), score_thr)
+    return gt_set, pred_set
 
 
 def downsample(points: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
+from regnet_explore.analysis.sampling import IMAGENET, POINTPILLARS_NUS, BackboneInput
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import Arch, out_channels, regnet_complexity, resolve_stages
 from regnet_explore.regnet.design import (
@@ -175,34 +176,13 @@ def stage_table(arch: Arch, rounding: Rounding = "bankers") -> pd.DataFrame:
     })
 
 
-@dataclass(frozen=True)
-class ComplexitySetting:
-    """Where a backbone runs, for :func:`complexity_table`: input size and channels, stem, first stride, head."""
-
-    label: str
-    height: int
-    width: int
-    in_channels: int
-    stem_channels: int
-    stem: bool
-    first_stride: int  # later stages stride 2
-    num_classes: int
-
-
-IMAGENET = ComplexitySetting("ImageNet classifier (pycls, 224 px)", 224, 224, 3, 32, True, 2, 1000)
-POINTPILLARS_NUS = ComplexitySetting("PointPillars nuScenes BEV 400×400 (no stem, 64 ch)", 400, 400, 64, 64,
-                                     False, 1, 0)
-
-
 def complexity_table(arch: Arch, rounding: Rounding = "bankers",
-                     settings: tuple[ComplexitySetting, ...] = (IMAGENET, POINTPILLARS_NUS)) -> pd.DataFrame:
-    """FLOPs (multiply-adds), parameters and activations of ``arch`` in each setting, pycls counting rules."""
+                     settings: tuple[BackboneInput, ...] = (IMAGENET, POINTPILLARS_NUS)) -> pd.DataFrame:
+    """FLOPs (multiply-adds), parameters and activations of ``arch`` on each backbone input, pycls counting rules."""
     st = resolve_stages(arch, rounding)
     rows = []
     for s in settings:
-        strides = (s.first_stride,) + (2,) * (st.num_stages - 1)
-        cx = regnet_complexity(st, s.height, s.width, s.in_channels, s.stem_channels, s.stem, strides,
-                               num_classes=s.num_classes)
+        cx = s.measure(st)
         rows.append({"setting": s.label, "GFLOPs": cx["flops"] / 1e9, "params (M)": cx["params"] / 1e6,
                      "acts (M)": cx["acts"] / 1e6})
     return pd.DataFrame(rows)

@@ -7,13 +7,16 @@ function here raises :class:`Open3DUnavailable` with what to install; nothing el
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+import torch
 
+from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import atomic_write
-from regnet_explore.viz.common import BOX_EDGES, BoxSet, check_points, class_color, color_range, point_colors
+from regnet_explore.viz.common import BOX_EDGES, check_points, class_color, color_range, point_colors, view_boxes
 
 INSTALL_HINT = ("install it with `pip install open3d-cpu==0.20.0` (or `open3d`) and, on Debian/Ubuntu, "
                 "`apt-get install libusb-1.0-0 libgl1 libegl1 libgomp1`")
@@ -47,9 +50,16 @@ def _hex_rgb(color: str) -> list[float]:
     return [int(color[i:i + 2], 16) / 255 for i in (1, 3, 5)]
 
 
-def build_geometries(points, gt=None, pred=None, class_names: list[str] | None = None, color_by: str = "height",
+def build_geometries(points: np.ndarray | torch.Tensor, gt: Detections | None = None,
+                     pred: Detections | None = None, *, gt_boxes: np.ndarray | torch.Tensor | None = None,
+                     gt_names: Sequence[str] | None = None, color_by: str = "height",
                      score_thr: float = 0.0) -> list:
-    """open3d geometries: the coloured point cloud and one LineSet per box set (GT and predictions)."""
+    """open3d geometries: the coloured point cloud and one LineSet per box set (GT and predictions).
+
+    Ground truth: ``gt`` or ``gt_boxes`` (K, >=7) with ``gt_names``; predictions: ``pred``, those below
+    ``score_thr`` left out (see :func:`~regnet_explore.viz.common.view_boxes`).
+    """
+    box_sets = view_boxes(gt, pred, gt_boxes, gt_names, score_thr)  # input errors before environment errors
     o3d = _import_open3d()
     import matplotlib  # noqa: PLC0415
 
@@ -61,11 +71,8 @@ def build_geometries(points, gt=None, pred=None, class_names: list[str] | None =
     cloud.colors = o3d.utility.Vector3dVector(colors)
     geoms = [cloud]
     edges = np.array(BOX_EDGES + ((8, 9),))  # plus the heading segment
-    for data, thr in ((gt, 0.0), (pred, score_thr)):
-        if data is None:
-            continue
-        box_set = BoxSet.from_any(data, class_names, thr)
-        if not len(box_set):
+    for box_set in box_sets:
+        if box_set is None or not len(box_set):
             continue
         verts = np.concatenate([box_set.corners(), box_set.heading_segments()], axis=1)  # (K, 10, 3)
         lines = (edges[None] + 10 * np.arange(len(box_set))[:, None, None]).reshape(-1, 2)
@@ -76,12 +83,17 @@ def build_geometries(points, gt=None, pred=None, class_names: list[str] | None =
     return geoms
 
 
-def render_png(path: str | os.PathLike, points, gt=None, pred=None, class_names: list[str] | None = None,
-               color_by: str = "height", score_thr: float = 0.0, width: int = 1280, height: int = 960,
-               zoom: float = 0.3) -> None:
-    """Off-screen render to PNG (legacy visualizer on an invisible window; open3d falls back to EGL headless)."""
+def render_png(path: str | os.PathLike, points: np.ndarray | torch.Tensor, gt: Detections | None = None,
+               pred: Detections | None = None, *, gt_boxes: np.ndarray | torch.Tensor | None = None,
+               gt_names: Sequence[str] | None = None, color_by: str = "height", score_thr: float = 0.0,
+               width: int = 1280, height: int = 960, zoom: float = 0.3) -> None:
+    """Off-screen render to PNG (legacy visualizer on an invisible window; open3d falls back to EGL headless).
+
+    Boxes as in :func:`build_geometries`.
+    """
+    geoms = build_geometries(points, gt, pred, gt_boxes=gt_boxes, gt_names=gt_names, color_by=color_by,
+                             score_thr=score_thr)
     o3d = _import_open3d()
-    geoms = build_geometries(points, gt, pred, class_names, color_by, score_thr)
     vis = o3d.visualization.Visualizer()
     if not vis.create_window(visible=False, width=width, height=height):
         raise Open3DUnavailable("open3d could not create an off-screen window (no EGL/GL driver?); "
@@ -108,10 +120,12 @@ def render_png(path: str | os.PathLike, points, gt=None, pred=None, class_names:
         vis.destroy_window()
 
 
-def show(points, gt=None, pred=None, class_names: list[str] | None = None, color_by: str = "height",
-         score_thr: float = 0.0) -> None:
-    """A native open3d window (needs a display)."""
+def show(points: np.ndarray | torch.Tensor, gt: Detections | None = None, pred: Detections | None = None, *,
+         gt_boxes: np.ndarray | torch.Tensor | None = None, gt_names: Sequence[str] | None = None,
+         color_by: str = "height", score_thr: float = 0.0) -> None:
+    """A native open3d window (needs a display); boxes as in :func:`build_geometries`."""
     o3d = _import_open3d()
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         raise Open3DUnavailable("no display for an open3d window; use render_png() or the plotly scene instead")
-    o3d.visualization.draw_geometries(build_geometries(points, gt, pred, class_names, color_by, score_thr))
+    o3d.visualization.draw_geometries(build_geometries(points, gt, pred, gt_boxes=gt_boxes, gt_names=gt_names,
+                                                      color_by=color_by, score_thr=score_thr))

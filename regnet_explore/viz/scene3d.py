@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import torch
 
+from regnet_explore.detection.detections import Detections
 from regnet_explore.io import atomic_write
 from regnet_explore.viz.common import (
     BOX_EDGES,
@@ -16,6 +19,7 @@ from regnet_explore.viz.common import (
     color_range,
     downsample,
     point_colors,
+    view_boxes,
 )
 
 GT_GROUP, PRED_GROUP = "GT", "pred"
@@ -52,13 +56,14 @@ def box_traces(box_set: BoxSet, group: str) -> list[go.Scatter3d]:
     return traces
 
 
-def scene_figure(points, gt=None, pred=None, class_names: list[str] | None = None, color_by: str = "height",
-                 max_points: int = 60_000, score_thr: float = 0.0, title: str | None = None,
-                 seed: int = 0) -> go.Figure:
+def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, pred: Detections | None = None,
+                 *, gt_boxes: np.ndarray | torch.Tensor | None = None, gt_names: Sequence[str] | None = None,
+                 color_by: str = "height", max_points: int = 60_000, score_thr: float = 0.0,
+                 title: str | None = None, seed: int = 0) -> go.Figure:
     """Points (N, >=3) and ground-truth / predicted boxes in one 3D figure.
 
-    ``gt``/``pred``: dicts with ``boxes`` (K, >=7: x, y, z_bottom, l, w, h, yaw), ``labels`` (with
-    ``class_names``) or ``names``, and ``scores`` for predictions; predictions below ``score_thr`` are left out.
+    Ground truth: ``gt`` or ``gt_boxes`` (K, >=7: x, y, z_bottom, l, w, h, yaw) with ``gt_names``; predictions:
+    ``pred``, those below ``score_thr`` left out (see :func:`~regnet_explore.viz.common.view_boxes`).
     Large clouds are down-sampled to ``max_points`` for the browser; the count is shown in the title.
     """
     pts = check_points(points)
@@ -71,9 +76,9 @@ def scene_figure(points, gt=None, pred=None, class_names: list[str] | None = Non
         marker=dict(size=1.5, color=value, colorscale="Viridis", cmin=lo, cmax=hi,
                     colorbar=dict(title=label, thickness=12, x=0.0, xanchor="left", len=0.6)),
         hoverinfo="skip", meta={"kind": "points", "total": len(pts), "shown": len(shown)}))
-    for data, group, thr in ((gt, GT_GROUP, 0.0), (pred, PRED_GROUP, score_thr)):
-        if data is not None:
-            fig.add_traces(box_traces(BoxSet.from_any(data, class_names, thr), group))
+    for box_set, group in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), (GT_GROUP, PRED_GROUP)):
+        if box_set is not None:
+            fig.add_traces(box_traces(box_set, group))
     count = f"{len(shown):,} of {len(pts):,} points" if len(shown) < len(pts) else f"{len(pts):,} points"
     fig.update_layout(
         title=f"{title + ' · ' if title else ''}{count}",

@@ -13,10 +13,13 @@ import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 
+from regnet_explore.data.dataset import Sample
+from regnet_explore.detection.detections import Detections
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.viz.common import BoxSet
 from regnet_explore.viz.scene3d import scene_figure
 
-Predictor = Callable[[object], object]  # Sample -> Detections (or a boxes dict)
+Predictor = Callable[[Sample], Detections]
 
 
 def match_counts(gt: BoxSet, pred: BoxSet, max_distance: float = 2.0) -> dict[str, int]:
@@ -42,8 +45,8 @@ class SceneBrowser:
     """Dataset/split dropdown, sample slider with play, score threshold, class toggles, GT/prediction toggles and
     colour choice over a 3D scene, with per-sample counts.
 
-    ``datasets``: label -> loader (``len()``, ``sample(i)`` with points, gt_boxes, gt_names, token, and
-    ``class_names``); ``predict``: Sample -> detections, called once per sample and cached.
+    ``datasets``: label -> loader (``len()``, ``sample(i)`` with points, gt_boxes, gt_labels, token, and
+    ``class_names``); ``predict``: Sample -> Detections, called once per sample and cached.
     """
 
     def __init__(self, datasets: Mapping[str, object], predict: Predictor | None = None, max_points: int = 40_000,
@@ -51,7 +54,7 @@ class SceneBrowser:
         if not datasets:
             raise ValueError("SceneBrowser needs at least one dataset")
         self.datasets, self.predict, self.max_points = dict(datasets), predict, max_points
-        self._cache: dict[tuple[str, int], tuple[object, object]] = {}
+        self._cache: dict[tuple[str, int], tuple[Sample, Detections | None]] = {}
         first = next(iter(self.datasets.values()))
         self.dataset = w.Dropdown(options=list(self.datasets), description="data")
         self.index = w.IntSlider(0, 0, max(len(first) - 1, 0), description="sample", continuous_update=False)
@@ -92,24 +95,24 @@ class SceneBrowser:
         self.classes.value = tuple(data.class_names)
         self.update()
 
-    def current(self) -> tuple[object, object]:
+    def current(self) -> tuple[Sample, Detections | None]:
         """(sample, predictions) of the selected sample; predictions are computed once and cached."""
         key = (self.dataset.value, self.index.value)
         if key not in self._cache:
             sample = self.datasets[key[0]].sample(key[1])
-            self._cache[key] = (sample, self.predict(sample) if self.predict else None)
+            pred = self.predict(sample) if self.predict else None
+            if pred is not None and not isinstance(pred, Detections):
+                raise RegNetExploreError(f"SceneBrowser predict: returned a {type(pred).__name__}, not Detections")
+            self._cache[key] = (sample, pred)
         return self._cache[key]
 
     def update(self) -> None:
         """Redraw the figure in place from the current control values."""
         sample, pred = self.current()
         wanted = set(self.classes.value)
-        gt = BoxSet(sample.gt_boxes.astype(np.float64), list(sample.gt_names))
-        gt = _select(gt, [n in wanted for n in gt.names])
-        shown_pred = None
-        if pred is not None:
-            pred_set = BoxSet.from_any(pred, list(self.datasets[self.dataset.value].class_names), self.score.value)
-            shown_pred = _select(pred_set, [n in wanted for n in pred_set.names])
+        class_names = self.datasets[self.dataset.value].class_names
+        gt = Detections.from_arrays(sample.gt_boxes, None, sample.gt_labels, class_names).of_classes(wanted)
+        shown_pred = pred.above(self.score.value).of_classes(wanted) if pred is not None else None
         fresh = scene_figure(sample.points, gt if self.show_gt.value else None,
                              shown_pred if self.show_pred.value else None, color_by=self.color_by.value,
                              max_points=self.max_points, title=f"{self.dataset.value} · {sample.token[:8]}")
@@ -122,16 +125,11 @@ class SceneBrowser:
             self.figure.layout.scene = fresh.layout.scene
         self.figure.data = self.figure.data[:1]  # box traces change in number: replace them, keep the widget
         self.figure.add_traces(list(fresh.data[1:]))
-        counts = match_counts(gt, shown_pred) if shown_pred is not None else None
+        counts = (match_counts(BoxSet.from_ground_truth(gt), BoxSet.from_detections(shown_pred))
+                  if shown_pred is not None else None)
         text = f"<b>{len(gt)}</b> ground-truth boxes"
         if shown_pred is not None:
             text += (f" · <b>{len(shown_pred)}</b> predictions ≥ {self.score.value:.2f}<br>metric share (2 m): "
                      f"TP {counts['tp']}, FP {counts['fp']}, missed {counts['fn']}")
         self.status.value = text
 
-
-def _select(box_set: BoxSet, keep: list[bool]) -> BoxSet:
-    mask = np.asarray(keep, dtype=bool)
-    return BoxSet(box_set.boxes[mask] if len(mask) else box_set.boxes,
-                  [n for n, k in zip(box_set.names, keep) if k],
-                  box_set.scores[mask] if box_set.scores is not None and len(mask) else box_set.scores)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from regnet_explore.detection.configs import CONFIGS, DetectorConfig, get_config
+
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
 
-def _network(cfg) -> tuple:
+def _network(cfg: DetectorConfig) -> tuple:
     """What the weights depend on: every module and the anchor shapes, not the BEV range or the batch."""
     return (cfg.dataset, cfg.class_names, cfg.encoder, cfg.backbone, cfg.neck, cfg.anchors.sizes,
             cfg.anchors.rotations, cfg.code_size)
@@ -19,8 +21,6 @@ def shipped_checkpoint(config_name: str) -> Path | None:
     Configs that differ from a shipped one only in range or batch (Lyft ``range100``, the nuScenes ``fp16`` row) run
     the same network, so they share its weights.
     """
-    from regnet_explore.detection.configs import CONFIGS, get_config
-
     cfg = get_config(config_name)
     candidates = [cfg.name] + [name for name, other in CONFIGS.items()
                                if name != cfg.name and _network(other) == _network(cfg)]

@@ -5,20 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from regnet_explore.detection.anchors import AnchorConfig, aligned_anchors
+from regnet_explore.detection.anchors import aligned_anchors
 from regnet_explore.errors import RegNetExploreError
 
-# reference-facts 4.2 (FPN base) and 4.3 (SECFPN, nuScenes): sizes (l, w, h), z = anchor bottom
-NUS_FPN = AnchorConfig(ranges=[[-50, -50, -1.8, 50, 50, -1.8]],
-                       sizes=[[2.5981, 0.8660, 1], [1.7321, 0.5774, 1], [1, 1, 1], [0.4, 0.4, 1]],
-                       rotations=[0, 1.57], scales=[1, 2, 4], custom_values=[0, 0])
-NUS_SECFPN_SIZES = [[4.60718145, 1.95017717, 1.72270761], [6.73778078, 2.4560939, 2.73004906],
-                    [12.01320693, 2.87427237, 3.81509561], [1.68452161, 0.60058911, 1.27192197],
-                    [0.7256437, 0.66344886, 1.75748069], [0.40359262, 0.39694519, 1.06232151],
-                    [0.48578221, 2.49008838, 0.98297065]]
-NUS_SECFPN_Z = [-1.80032795, -1.74440365, -1.68526504, -1.67339111, -1.61785072, -1.80984986, -1.763965]
-NUS_SECFPN = AnchorConfig(ranges=[[-49.6, -49.6, z, 49.6, 49.6, z] for z in NUS_SECFPN_Z], sizes=NUS_SECFPN_SIZES,
-                          rotations=[0, 1.57], custom_values=[0, 0])
+from .helpers import NUS_FPN, NUS_SECFPN, NUS_SECFPN_Z
 
 
 def test_nuscenes_fpn_has_420000_anchors_in_three_levels():

@@ -12,7 +12,7 @@ from regnet_explore.detection.commands import key_frame_points
 from regnet_explore.detection.configs import CONFIGS, get_config
 from regnet_explore.detection.detector import PointPillars
 
-from .conftest import SHARED
+from .helpers import SHARED
 
 FRAME = SHARED / "data" / "nuscenes-demo-frame" / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin"
 

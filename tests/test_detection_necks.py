@@ -27,8 +27,8 @@ def test_second_keys_shapes_and_strides():
     assert (bn.eps, bn.momentum) == (1e-3, 0.01)
     outs = net(torch.randn(1, 64, 64, 48))
     assert [tuple(o.shape) for o in outs] == [(1, 64, 32, 24), (1, 128, 16, 12), (1, 256, 8, 6)]
-    cx = Complexity(64, 48)
-    assert net.complexity(cx) == [(32, 24), (16, 12), (8, 6)]
+    cx = Complexity(0, 0)
+    assert SECOND.complexity(cx, [(64, 48)], 64, (64, 128, 256), (3, 5, 5), (2, 2, 2)) == [(32, 24), (16, 12), (8, 6)]
     assert cx.params == n_params(net)
     expected = sum(9 * ci * co * h * w for ci, co, h, w in
                    [(64, 64, 32, 24)] + [(64, 64, 32, 24)] * 3 + [(64, 128, 16, 12)] + [(128, 128, 16, 12)] * 5
@@ -55,7 +55,7 @@ def test_fpn_keys_order_and_top_down_nearest_upsampling():
     torch.testing.assert_close(outs[0], fpn.fpn_convs[0](low))
     torch.testing.assert_close(outs[2], fpn.fpn_convs[2](top))
     cx = Complexity(0, 0)
-    fpn.complexity(cx, [(25, 25), (13, 13), (7, 7)])
+    assert FPN.complexity(cx, [(25, 25), (13, 13), (7, 7)], [64, 160, 384], 256) == [(25, 25), (13, 13), (7, 7)]
     assert cx.params == n_params(fpn)
     assert cx.flops == sum((c * 256 + 9 * 256 * 256) * s * s for c, s in ((64, 25), (160, 13), (384, 7)))
 
@@ -72,6 +72,19 @@ def test_secondfpn_deconvs_and_concat():
     assert out.shape == (2, 384, 20, 20)
     torch.testing.assert_close(out[:, 128:256], neck.deblocks[1](feats[1]))
     cx = Complexity(0, 0)
-    assert neck.complexity(cx, [(20, 20), (10, 10), (5, 5)]) == [(20, 20)]
+    assert SECONDFPN.complexity(cx, [(20, 20), (10, 10), (5, 5)], [64, 160, 384], [128, 128, 128], [1, 2, 4]) == [
+        (20, 20)]
     assert cx.params == n_params(neck)
     assert cx.flops == 64 * 128 * 400 + 160 * 128 * 4 * 100 + 384 * 128 * 16 * 25
+
+
+def test_complexity_takes_the_constructor_arguments():
+    """pycls style: the arguments that build a module cost it, without building it."""
+    two_levels = [(20, 12), (10, 6)]
+    cases = [(SECOND, dict(in_channels=32, out_channels=(32, 64), layer_nums=(1, 2), layer_strides=(1, 2)), [(20, 12)]),
+             (FPN, dict(in_channels=(32, 64), out_channels=48), two_levels),
+             (SECONDFPN, dict(in_channels=(32, 64), out_channels=(16, 16), upsample_strides=(1, 2)), two_levels)]
+    for cls, kwargs, sizes in cases:
+        cx = Complexity(0, 0)
+        cls.complexity(cx, sizes, **kwargs)
+        assert cx.params == n_params(cls(**kwargs)), cls.__name__

@@ -1,5 +1,6 @@
 """PointPillars detector: state_dict == mmdet3d key for key, tensor and parameter counts, predict()."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -7,11 +8,13 @@ import pytest
 import torch
 
 from regnet_explore.detection.configs import CONFIGS, get_config
-from regnet_explore.detection.detector import STAGES, Detections, PointPillars
+from regnet_explore.detection.detections import Detections
+from regnet_explore.detection.detector import PointPillars, fold_batchnorm
 from regnet_explore.detection.scatter import PointPillarsScatter
+from regnet_explore.detection.timing import STAGES, stage_timer
 from regnet_explore.errors import RegNetExploreError
 
-from .conftest import KEYS
+from .helpers import read_keys
 
 KEY_FILES = {
     "regnet-400mf-fpn-nus": "mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_nus-3d.keys",
@@ -26,14 +29,6 @@ REGNET_COUNTS = {
     "regnet-400mf-fpn-lyft": (468, 6_739_600),
     "regnet-400mf-secfpn-lyft": (450, 5_776_452),
 }
-
-
-def read_keys(name):
-    rows = []
-    for line in (KEYS / name).read_text().splitlines():
-        key, shape = line.split(" ", 1)
-        rows.append((key, tuple(int(x) for x in shape.strip("()").split(",") if x.strip())))
-    return rows
 
 
 @pytest.mark.parametrize("alias", sorted(KEY_FILES))
@@ -170,28 +165,40 @@ def test_predict_single_list_numpy_and_torch(model):
     assert set(d) == {"boxes", "scores", "labels", "names"} and len(d["names"]) == len(d["scores"])
 
 
-def test_timings_cover_every_stage_and_score_threshold_applies(model):
+def test_stage_timer_covers_every_stage_and_leaves_the_model_as_it_was(model):
     a = clouds()[0]
-    timings = {}
-    det = model.predict(a, score_thr=0.5, timings=timings)
+    with stage_timer(model) as timings:
+        det = model.predict(a, score_thr=0.5)
     assert set(timings) == set(STAGES) and all(t > 0 for t in timings.values())
     assert (det.scores > 0.5).all()
+    wrapped = (model, model.pts_voxel_encoder, model.pts_middle_encoder, model.pts_backbone, model.pts_neck,
+               model.pts_bbox_head)
+    assert not any({"forward", "voxelize", "decode"} & set(vars(m)) for m in wrapped)
+    torch.testing.assert_close(model.predict(a, score_thr=0.5).boxes, det.boxes, rtol=0, atol=0)
 
 
-def test_folded_batchnorm_gives_the_same_features_and_follows_weight_changes(model):
+def test_fuse_folds_every_batchnorm_and_keeps_the_boxes(model):
     a = clouds()[0]
+    fused = copy.deepcopy(model).fuse()
+    assert fused.fused and fused.memory_format == torch.channels_last
+    norms = (torch.nn.modules.batchnorm._BatchNorm,)
+    assert not any(isinstance(m, norms) for m in (*fused.pts_backbone.modules(), *fused.pts_neck.modules()))
+    assert any(isinstance(m, norms) for m in model.pts_backbone.modules())  # the original is untouched
+    ref, out = model.predict(a), fused.predict(a)
+    torch.testing.assert_close(out.scores, ref.scores, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.boxes, ref.boxes, rtol=1e-3, atol=1e-3)
     with torch.no_grad():
-        bev = model.run([a], until="encode")
-        fused = model.run([a], until="neck")
-        plain = model.pts_neck(model.pts_backbone(bev))
-        for x, y in zip(fused, plain, strict=True):
+        bev = model.pts_middle_encoder(model.pts_voxel_encoder(*_pillars(model, a)), model.voxelize([a]).coors, 1)
+        for x, y in zip(fold_batchnorm(copy.deepcopy(model.pts_neck))(fold_batchnorm(copy.deepcopy(
+                model.pts_backbone))(bev)), model.pts_neck(model.pts_backbone(bev)), strict=True):
             torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
-        model.pts_neck.fpn_convs[0].bn.bias.add_(1.0)  # an in-place weight change invalidates the folded copy
-        try:
-            torch.testing.assert_close(model.run([a], until="neck")[0], model.pts_neck(model.pts_backbone(bev))[0],
-                                       rtol=1e-4, atol=1e-4)
-        finally:
-            model.pts_neck.fpn_convs[0].bn.bias.sub_(1.0)
+    with pytest.raises(RegNetExploreError, match="fused model"):
+        fused.train()
+
+
+def _pillars(model, cloud):
+    vox = model.voxelize([cloud])
+    return vox.voxels, vox.num_points, vox.coors
 
 
 def test_channels_last_does_not_change_the_boxes(model):
@@ -240,5 +247,8 @@ def test_bad_points_raise_one_clear_error(model, bad, match):
 def test_from_config_by_name_builds_eval_model_on_device():
     m = PointPillars.from_config(CONFIGS["hv_pointpillars_regnet-400mf_secfpn_sbn-all_4x8_2x_nus-3d"])
     assert not m.training and m.device.type == "cpu" and not m.legacy
-    assert m.memory_format == torch.channels_last
+    assert m.fused and m.memory_format == torch.channels_last
+    plain = PointPillars.from_config("regnet-400mf-secfpn-nus", fuse=False)
+    assert not plain.fused and plain.memory_format == torch.contiguous_format
+    assert list(plain.state_dict()) == list(PointPillars(get_config("regnet-400mf-secfpn-nus")).state_dict())
     assert m.pts_bbox_head.dir_offset == -0.7854

@@ -9,12 +9,15 @@ import torch
 
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.detection.boxes import limit_period
+from regnet_explore.detection.configs import LYFT_CLASSES, NUSCENES_CLASSES
+from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.head import AnchorHead, HeadTestConfig
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.complexity import Complexity
 
-from .conftest import read_keys
-from .test_anchors import NUS_FPN, NUS_SECFPN
+from .helpers import NUS_FPN, NUS_SECFPN, read_keys
+
+NAMES10 = NUSCENES_CLASSES
 
 FPN_SIZES = [[2.5981, 0.8660, 1], [1.7321, 0.5774, 1], [1, 1, 1], [0.4, 0.4, 1]]
 LYFT_FPN = AnchorConfig(ranges=[[-80, -80, -1.8, 80, 80, -1.8]], sizes=FPN_SIZES, rotations=[0, 1.57],
@@ -95,12 +98,12 @@ def test_channel_layout_through_decoding(dir_bin):
     sizes = [(40, 40), (20, 20), (10, 10)]
     # level 1 (scale 2, 100 m over 20 cells), location y=3, x=11, size index 2, rotation index 1, class 7
     out = one_hot_outputs(head, sizes, level=1, y=3, x=11, anchor=2 * 2 + 1, label=7, dir_bin=dir_bin)
-    (result,) = head.predict(*out, HeadTestConfig())
-    assert result["labels"].tolist() == [7]
-    assert result["scores"].tolist() == pytest.approx([1 / (1 + math.exp(-5))])
+    (result,) = head.decode(*out, HeadTestConfig(), NAMES10)
+    assert result.labels.tolist() == [7]
+    assert result.scores.tolist() == pytest.approx([1 / (1 + math.exp(-5))])
     yaw = float(limit_period(torch.tensor(1.57 + math.pi / 4), 0.0, math.pi)) - math.pi / 4 + math.pi * dir_bin
     expected = [-50 + 2.5 + 11 * 5, -50 + 2.5 + 3 * 5, -1.8, 2.0, 2.0, 2.0, yaw, 0.0, 0.0]
-    torch.testing.assert_close(result["boxes"], torch.tensor([expected]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(result.boxes, torch.tensor([expected]), atol=1e-5, rtol=0)
 
 
 def test_legacy_weights_decode_into_the_current_convention():
@@ -109,13 +112,13 @@ def test_legacy_weights_decode_into_the_current_convention():
     sizes = [(40, 40), (20, 20), (10, 10)]
     # level 0 (cell 2.5 m), size index 0 (l=2.5981, w=0.8660 -> legacy anchor (w, l, h)), rotation 0, bin 0
     out = one_hot_outputs(head, sizes, level=0, y=0, x=0, anchor=0, label=0, dir_bin=0)
-    (result,) = head.predict(*out, HeadTestConfig())
+    (result,) = head.decode(*out, HeadTestConfig(), NAMES10)
     # legacy yaw: limit_period(0 - 0.7854, 0, pi) + 0.7854 = pi; current yaw = -pi - pi/2 -> pi/2 in [-pi, pi)
     expected = [-48.75, -48.75, -1.8, 2.5981, 0.8660, 1.0, math.pi / 2, 0.0, 0.0]
-    torch.testing.assert_close(result["boxes"], torch.tensor([expected]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(result.boxes, torch.tensor([expected]), atol=1e-4, rtol=0)
 
 
-def test_predict_smoke_on_random_features():
+def test_decode_smoke_on_random_features():
     torch.manual_seed(0)
     head = AnchorHead(10, 64, 64, NUS_FPN, 9).eval()
     feats = [torch.randn(2, 64, s, s) for s in (40, 20, 10)]
@@ -123,34 +126,34 @@ def test_predict_smoke_on_random_features():
         cls, reg, dirs = head(feats)
         cls = [c + 4.0 for c in cls]  # an untrained head scores ~0.01; lift it above score_thr
         cfg = HeadTestConfig(nms_pre=300, max_num=100)
-        results = head.predict(cls, reg, dirs, cfg)
-        singles = [head.predict([c[k:k + 1] for c in cls], [r[k:k + 1] for r in reg], [d[k:k + 1] for d in dirs],
-                                cfg)[0] for k in range(2)]
+        results = head.decode(cls, reg, dirs, cfg, NAMES10)
+        singles = [head.decode([c[k:k + 1] for c in cls], [r[k:k + 1] for r in reg], [d[k:k + 1] for d in dirs],
+                               cfg, NAMES10)[0] for k in range(2)]
     assert len(results) == 2
     for result, single in zip(results, singles, strict=True):
-        assert set(result) == {"boxes", "scores", "labels"}
-        count = len(result["scores"])
+        assert isinstance(result, Detections) and result.class_names == NAMES10
+        count = len(result.scores)
         assert 0 < count <= cfg.max_num
-        assert result["boxes"].shape == (count, 9) and result["boxes"].dtype == torch.float32
-        assert torch.all(result["scores"] > cfg.score_thr) and torch.all(result["scores"] <= 1)
-        assert torch.all((result["labels"] >= 0) & (result["labels"] < 10))
-        assert torch.all(result["boxes"][:, 3:6] > 0)
-        assert torch.all(result["boxes"][:, 6] >= -math.pi / 4 - 1e-6)
-        assert torch.all(result["boxes"][:, 6] < 7 * math.pi / 4 + 1e-6)
-        for key in result:  # the batch gives what each sample gives alone
-            assert torch.equal(result[key], single[key])
+        assert result.boxes.shape == (count, 9) and result.boxes.dtype == torch.float32
+        assert torch.all(result.scores > cfg.score_thr) and torch.all(result.scores <= 1)
+        assert torch.all((result.labels >= 0) & (result.labels < 10))
+        assert torch.all(result.boxes[:, 3:6] > 0)
+        assert torch.all(result.boxes[:, 6] >= -math.pi / 4 - 1e-6)
+        assert torch.all(result.boxes[:, 6] < 7 * math.pi / 4 + 1e-6)
+        for key in ("boxes", "scores", "labels"):  # the batch gives what each sample gives alone
+            assert torch.equal(getattr(result, key), getattr(single, key))
 
 
-def test_predict_under_autocast_decodes_in_float32():
+def test_decode_under_autocast_runs_in_float32():
     torch.manual_seed(1)
     head = AnchorHead(9, 32, 32, LYFT_FPN, 7).eval()
     feats = [torch.randn(1, 32, s, s) for s in (32, 16, 8)]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         cls, reg, dirs = head(feats)
         assert cls[0].dtype == torch.bfloat16
-        (result,) = head.predict([c + 4.0 for c in cls], reg, dirs, HeadTestConfig(max_num=50))
-    assert result["boxes"].dtype == torch.float32 and result["boxes"].shape[1] == 7
-    assert 0 < len(result["scores"]) <= 50
+        (result,) = head.decode([c + 4.0 for c in cls], reg, dirs, HeadTestConfig(max_num=50), LYFT_CLASSES)
+    assert result.boxes.dtype == torch.float32 and result.boxes.shape[1] == 7
+    assert 0 < len(result.scores) <= 50
 
 
 def test_anchors_are_cached_per_size_and_device():
@@ -162,7 +165,9 @@ def test_anchors_are_cached_per_size_and_device():
 
 def test_complexity_counts_three_1x1_convs_per_level():
     head = AnchorHead(10, 256, 256, NUS_FPN, 9)
-    cx = head.complexity(Complexity(200, 200), [(200, 200), (100, 100), (50, 50)])
+    cx = Complexity(200, 200)
+    sizes = AnchorHead.complexity(cx, [(200, 200), (100, 100), (50, 50)], 10, 256, 256, NUS_FPN, 9)
+    assert sizes == [(200, 200), (100, 100), (50, 50)]
     params = sum(p.numel() for p in head.parameters())
     assert params == 43_176  # reference-facts 5
     assert cx.params == params
@@ -170,5 +175,6 @@ def test_complexity_counts_three_1x1_convs_per_level():
     assert cx.flops == sum(256 * outputs * n * n + outputs for n in (200, 100, 50))
     assert cx.acts == sum(outputs * n * n for n in (200, 100, 50))
     assert (cx.h, cx.w) == (200, 200)
-    single = head.complexity(Complexity(50, 50))
+    single = Complexity(50, 50)
+    AnchorHead.complexity(single, [(50, 50)], 10, 256, 256, NUS_FPN, 9)
     assert single.flops == 256 * outputs * 2500 + outputs

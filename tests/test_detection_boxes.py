@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import shapely
 import torch
 from shapely.geometry import Polygon
 
@@ -25,34 +24,7 @@ from regnet_explore.detection.boxes import (
     rotated_bev_iou_aligned,
 )
 
-
-def random_boxes(n: int, extent: float, seed: int, dim: int = 7, dtype=torch.float64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    boxes = torch.zeros(n, dim, dtype=dtype)
-    boxes[:, :2] = (torch.rand(n, 2, generator=g, dtype=dtype) - 0.5) * extent
-    boxes[:, 2] = torch.rand(n, generator=g, dtype=dtype) * 2 - 2
-    boxes[:, 3:6] = torch.rand(n, 3, generator=g, dtype=dtype) * 4 + 0.3
-    boxes[:, 6] = (torch.rand(n, generator=g, dtype=dtype) - 0.5) * 4 * math.pi
-    if dim > 7:
-        boxes[:, 7:] = torch.randn(n, dim - 7, generator=g, dtype=dtype)
-    return boxes
-
-
-def shapely_polygons(boxes: torch.Tensor) -> np.ndarray:
-    """Footprints as shapely polygons, corners built from yaw here (independently of the package)."""
-    b = boxes.double().numpy()
-    c, s = np.cos(b[:, 6])[:, None], np.sin(b[:, 6])[:, None]
-    u = np.array([-1.0, 1.0, 1.0, -1.0]) * b[:, 3:4] / 2
-    v = np.array([-1.0, -1.0, 1.0, 1.0]) * b[:, 4:5] / 2
-    ring = np.stack([b[:, :1] + u * c - v * s, b[:, 1:2] + u * s + v * c], axis=-1)
-    return shapely.polygons(ring)
-
-
-def shapely_iou(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Brute-force reference: exact polygon IoU of every pair (GEOS, vectorized over the pairs)."""
-    pa, pb = shapely_polygons(a)[:, None], shapely_polygons(b)[None, :]
-    inter = shapely.area(shapely.intersection(pa, pb))
-    return inter / (shapely.area(pa) + shapely.area(pb) - inter)
+from .helpers import random_boxes, shapely_iou
 
 
 def box(x, y, length, width, yaw, z=0.0, height=1.0):

@@ -10,7 +10,7 @@ import torch
 
 from regnet_explore.detection.nms import multiclass_nms, nms_bev, resolve_greedy
 
-from .test_boxes import random_boxes, shapely_iou
+from .helpers import random_boxes, shapely_iou
 
 
 def greedy_reference(iou: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:

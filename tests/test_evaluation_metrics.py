@@ -3,7 +3,6 @@ exactly what the devkits' own entry points report on the same files."""
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import subprocess
@@ -15,8 +14,9 @@ import pytest
 
 from regnet_explore.cli import main
 from regnet_explore.data.dataset import LyftData, NuScenesData
+from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.detections import oracle_detections
+from regnet_explore.evaluation.global_boxes import oracle_detections
 from regnet_explore.evaluation.lyft import evaluate_lyft, gt_records, prediction_records, write_submission_csv
 from regnet_explore.evaluation.nuscenes import (
     attribute_name,
@@ -40,14 +40,15 @@ def lyft(lyft_root) -> LyftData:
 def _perturbed(data: NuScenesData) -> dict:
     """Oracle detections with cars shifted 0.3 m, trucks 1.25x larger, barriers turned 0.4 rad, pedestrians
     without velocity: each class isolates one TP error."""
-    dets = copy.deepcopy(oracle_detections(data))
     label = {n: i for i, n in enumerate(data.class_names)}
-    for det in dets.values():
-        b = det["boxes"]
-        b[det["labels"] == label["car"], 0] += 0.3
-        b[det["labels"] == label["truck"], 3:6] *= 1.25
-        b[det["labels"] == label["barrier"], 6] += 0.4
-        b[det["labels"] == label["pedestrian"], 7:9] = 0.0
+    dets = {}
+    for token, det in oracle_detections(data).items():
+        b = det.boxes.clone()
+        b[det.labels == label["car"], 0] += 0.3
+        b[det.labels == label["truck"], 3:6] *= 1.25
+        b[det.labels == label["barrier"], 6] += 0.4
+        b[det.labels == label["pedestrian"], 7:9] = 0.0
+        dets[token] = Detections(b, det.scores, det.labels, det.class_names)
     return dets
 
 
@@ -135,9 +136,11 @@ def test_incomplete_inputs_are_refused_before_anything_is_written(nus, tmp_path)
 def test_lyft_perfect_and_shifted(lyft, tmp_path):
     perfect = evaluate_lyft(lyft, oracle_detections(lyft))
     assert perfect["mAP"] == 1.0 and set(perfect["class_AP"]) == set(LyftData.class_names)
-    shifted = copy.deepcopy(oracle_detections(lyft))
-    for det in shifted.values():
-        det["boxes"][:, 0] += 0.4
+    shifted = {}
+    for token, det in oracle_detections(lyft).items():
+        b = det.boxes.clone()
+        b[:, 0] += 0.4
+        shifted[token] = Detections(b, det.scores, det.labels, det.class_names)
     bad = evaluate_lyft(lyft, shifted)
     per_threshold = list(bad["threshold_mAP"].values())
     assert per_threshold[-1] == 0.0 < per_threshold[0] and bad["mAP"] < 1.0
@@ -160,7 +163,7 @@ def test_lyft_submission_csv(lyft, tmp_path):
     assert lines[0] == "Id,PredictionString" and len(lines) == 1 + len(lyft)
     token, pred = lines[1].split(",")
     values = pred.split()
-    assert token == lyft.tokens[0] and len(values) == 9 * len(dets[token]["boxes"])
+    assert token == lyft.tokens[0] and len(values) == 9 * len(dets[token])
     records = [r for r in prediction_records(lyft, dets) if r["sample_token"] == token]
     assert np.allclose([float(v) for v in values[1:4]], records[0]["translation"], atol=1e-3)
     assert values[8] == records[0]["name"]
@@ -174,7 +177,7 @@ def test_cli_evaluate_and_errors(lyft, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none: no such directory" in err
     torch = pytest.importorskip("torch")
-    dets = {t: {k: torch.as_tensor(v) for k, v in d.items()} for t, d in oracle_detections(lyft).items()}
+    dets = {t: {"boxes": d.boxes, "scores": d.scores, "labels": d.labels} for t, d in oracle_detections(lyft).items()}
     torch.save(dets, tmp_path / "dets.pt")
     assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft.dataroot), "--detections",
                  str(tmp_path / "dets.pt")]) == 0

@@ -19,7 +19,7 @@ from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import RegNet
 
-from .conftest import KEYS
+from .helpers import KEYS
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_save_then_load_round_trip(tmp_path, nus):
     assert obj["meta"]["CLASSES"] == list(nus.cfg.class_names) and obj["meta"]["epoch"] == 3
     assert obj["meta"]["config"] == nus.cfg.name and obj["meta"]["legacy"] is False
     assert list(obj["state_dict"]) == list(nus.state_dict())  # the mmdet3d key set, pts_ prefix included
-    loaded = PointPillars.from_config(nus.cfg.name, checkpoint=path)
+    loaded = PointPillars.from_config(nus.cfg.name, checkpoint=path, fuse=False)
     assert same_weights(loaded, nus) and loaded.legacy is False
 
 
@@ -65,7 +65,7 @@ def test_convention_is_read_from_meta_or_release_name(tmp_path, nus, version, na
     path = mmdet3d_file(tmp_path / name, nus, version, prefix="module.")
     _, meta = read_checkpoint(path)
     assert checkpoint_is_legacy(meta, path) is legacy
-    model = PointPillars.from_config(nus.cfg, checkpoint=path)
+    model = PointPillars.from_config(nus.cfg, checkpoint=path, fuse=False)
     assert model.legacy is legacy and model.pts_bbox_head.legacy is legacy
     assert same_weights(model, nus)
     forced = PointPillars.from_config(nus.cfg, checkpoint=path, legacy=not legacy)
@@ -75,7 +75,7 @@ def test_convention_is_read_from_meta_or_release_name(tmp_path, nus, version, na
 def test_bare_state_dict_loads(tmp_path, nus):
     path = tmp_path / "bare.pth"
     torch.save(nus.state_dict(), path)
-    assert same_weights(PointPillars.from_config(nus.cfg, checkpoint=path), nus)
+    assert same_weights(PointPillars.from_config(nus.cfg, checkpoint=path, fuse=False), nus)
 
 
 def test_checkpoint_of_another_config_names_every_mismatch(tmp_path):

@@ -1,0 +1,54 @@
+"""Per-stage wall time of a detector, measured from outside the model (the benchmark's and notebook 05's tool).
+
+``with stage_timer(model) as t: model.predict(points)`` adds each stage's seconds to ``t``. The stages are the
+calls of :meth:`PointPillars.forward` and :meth:`PointPillars.predict`, wrapped for the duration of the block;
+on CUDA the device is synchronised around each stage so that the figures are per stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from regnet_explore.detection.detector import PointPillars
+
+STAGES = ("voxelize", "encoder", "scatter", "backbone", "neck", "head", "decode")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(call: Callable, name: str, timings: dict[str, float], device: torch.device) -> Callable:
+    @functools.wraps(call)
+    def run(*args, **kwargs):
+        _sync(device)
+        start = time.perf_counter()
+        out = call(*args, **kwargs)
+        _sync(device)
+        timings[name] += time.perf_counter() - start
+        return out
+    return run
+
+
+@contextlib.contextmanager
+def stage_timer(model: PointPillars) -> Iterator[dict[str, float]]:
+    """Seconds per stage (keys :data:`STAGES`) of everything ``model`` runs inside the block."""
+    timings = dict.fromkeys(STAGES, 0.0)
+    targets = {"voxelize": (model, "voxelize"), "encoder": (model.pts_voxel_encoder, "forward"),
+               "scatter": (model.pts_middle_encoder, "forward"), "backbone": (model.pts_backbone, "forward"),
+               "neck": (model.pts_neck, "forward"), "head": (model.pts_bbox_head, "forward"),
+               "decode": (model.pts_bbox_head, "decode")}
+    device = model.device
+    for name, (obj, attr) in targets.items():
+        setattr(obj, attr, _timed(getattr(obj, attr), name, timings, device))
+    try:
+        yield timings
+    finally:
+        for obj, attr in targets.values():
+            delattr(obj, attr)  # the instance attribute goes; the class's method is back
