@@ -25,13 +25,11 @@ SMALL_SETS = {"nuscenes": (4, 3), "lyft": (4, 3)}
 
 @pytest.fixture(scope="session")
 def nus_root(tmp_path_factory) -> Path:
-
     return synthesize("nuscenes", tmp_path_factory.mktemp("data") / "nuscenes-small", *SMALL_SETS["nuscenes"], seed=0)
 
 
 @pytest.fixture(scope="session")
 def lyft_root(tmp_path_factory) -> Path:
-
     return synthesize("lyft", tmp_path_factory.mktemp("data") / "lyft-small", *SMALL_SETS["lyft"], seed=0)
 
 

@@ -206,7 +206,6 @@ def test_ks_test_is_scipys_two_sample_test_and_weights_use_effective_sizes():
 
 
 def test_trend_is_the_binned_median():
-
     values = np.arange(12, dtype=float)
     errors = np.array([5, 1, 3, 2, 2, 9, 0, 4, 4, 7, 7, 1], dtype=float)
     x, y = trend(values, errors, bins=3)  # bins of 4 models: [0..3], [4..7], [8..11]
@@ -216,7 +215,6 @@ def test_trend_is_the_binned_median():
 
 
 def test_compare_spaces_names_the_better_space_only_when_the_test_rejects():
-
     rng = np.random.default_rng(1)
     good, bad = rng.normal(0.40, 0.02, 60), rng.normal(0.45, 0.02, 60)
     result = compare_spaces({"bad": bad, "good": good}, thresholds=[0.42])

@@ -184,7 +184,6 @@ def test_report_summarises_the_table(serial, capsys):
 
 
 def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(serial, nus_root, tmp_path, monkeypatch, capsys):
-
     real = sweep._train_and_score
 
     def flaky(cfg, sample, device, worker):
@@ -229,7 +228,6 @@ def test_report_counts_failed_models(serial, tmp_path, capsys):
 
 
 def test_proxy_preset_fills_what_the_command_leaves_unset():
-
     def parse(*extra):
         return _sweep_config(build_parser().parse_args(["sweep", "regnetx", "--samples", "3", "--out", "x", *extra]))
 
@@ -261,7 +259,6 @@ def test_base_detector_needs_an_fpn_for_neck_channels_and_a_regnet_for_encoder_c
 
 
 def test_car_only_detector_trains_on_cars_and_scores_them(nus_root, tmp_path):
-
     cfg = normalize(SweepConfig(**TINY, samples=1, data=str(nus_root), out=str(tmp_path / "car"), classes=["car"],
                                 neck_channels=32, encoder_channels=(64,), max_points=20, metric="AP_car"))
     det = base_detector(cfg)

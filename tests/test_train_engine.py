@@ -157,7 +157,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(nus_root, tmp_path):
 
 
 def test_resume_trims_what_a_killed_run_logged_after_its_checkpoint(tmp_path):
-
     log = tmp_path / "train.log.json"
     lines = ['{"env_info": "x"}', '{"mode": "train", "epoch": 1, "iter": 1}', '{"mode": "val", "epoch": 1}',
              '{"mode": "train", "epoch": 2, "iter": 1}', '{"mode": "train", "epoch": 2, "it']  # torn last line
@@ -228,7 +227,6 @@ def test_python_api_logs_and_checkpoints(nus_root, tmp_path):
 
 
 def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
-
     cfg = TrainConfig(detector=DETECTOR, data=str(nus_root), work_dir=str(tmp_path), epochs=1, batch_size=2, crop=8,
                       warmup_iters=2, max_iters_per_epoch=1, evaluate=False, progress=False, sweeps=2)
     result = train(cfg)
@@ -245,7 +243,6 @@ def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
 @pytest.mark.slow
 def test_bounded_training_lowers_the_loss_and_raises_car_ap(tmp_path):
     """200 iterations (about 4 minutes on 2 cores) of a reduced configuration: a ±16 m crop, one sweep."""
-
     cfg = TrainConfig(detector=DETECTOR, work_dir=str(tmp_path / "run"), epochs=25, batch_size=4, lr=2e-3,
                       warmup_iters=20, crop=16, sweeps=1, log_interval=8, progress=False)
     result = train(cfg)

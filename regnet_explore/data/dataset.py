@@ -7,6 +7,7 @@ intensity, time lag; boxes follow the detector convention (x, y, z_bottom, l, w,
 
 from __future__ import annotations
 
+import copy
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -123,6 +124,15 @@ class DetectionData:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def head(self, n: int) -> DetectionData:
+        """The first ``n`` key frames of the split (a copy sharing the index)."""
+        if n < 1:
+            raise RegNetExploreError(f"a split of {n} key frames: give at least 1")
+        part = copy.copy(self)
+        part._rows, part.tokens, part._connection = self._rows[:n], self.tokens[:n], None
+        part._position = {t: i for i, t in enumerate(part.tokens)}
+        return part
 
     def index_of(self, token: str) -> int:
         try:

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import torch
 
+from regnet_explore.data.dataset import open_dataset
 from regnet_explore.data.points import load_points_bin
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.detection.checkpoint import export_weights
@@ -27,6 +28,7 @@ from regnet_explore.detection.configs import (
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import write_json_atomic
+from regnet_explore.synthetic import ensure_default_dataset
 
 # the mmdet3d ``type`` of each part, as its config files write it
 MMDET3D_TYPES: dict[type, str] = {EncoderConfig: "HardVFE", RegNetBackboneConfig: "NoStemRegNet",
@@ -35,12 +37,18 @@ MMDET3D_TYPES: dict[type, str] = {EncoderConfig: "HardVFE", RegNetBackboneConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("infer", help="detect 3D boxes in one LiDAR point file",
-                              description="Run a PointPillars detector on one .bin point file (key frame only: "
-                                          "x, y, z kept, time-lag 0).")
+    p = subparsers.add_parser("infer", help="detect 3D boxes in one LiDAR frame (a .bin file or a dataset sample)",
+                              description="Run a PointPillars detector on one frame: a .bin point file is one sweep "
+                                          "(x, y, z kept, time-lag 0; a 10-sweep model then sees a tenth of its "
+                                          "usual input), a dataset sample (--sample TOKEN) is its key frame with "
+                                          "the 10 sweeps before it, as `regnet-explore test` loads it.")
     p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
     p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
-    p.add_argument("--points", required=True, help="point file, float32 with --load-dim values per point")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--points", help="point file, float32 with --load-dim values per point (one sweep)")
+    source.add_argument("--sample", metavar="TOKEN", help="a key frame of the dataset at --data, with its sweeps")
+    p.add_argument("--data", help="with --sample: dataset root (default: the synthetic set of the config's dataset)")
+    p.add_argument("--version", help="with --sample: table version (default: the one found under --data)")
     p.add_argument("--load-dim", type=int, default=5, help="values per point in the file (default 5: nuScenes/Lyft)")
     p.add_argument("--out", help="write predictions as JSON here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -85,13 +93,19 @@ def _device(name: str) -> torch.device:
 
 def run_infer(args: argparse.Namespace) -> int:
     cfg = get_config(args.config)
-    if args.load_dim < 3:
-        raise RegNetExploreError(f"--load-dim {args.load_dim}: a point needs at least x, y, z")
-    points = key_frame_points(load_points_bin(args.points, args.load_dim), args.points)
+    if args.sample is not None:
+        root = args.data if args.data is not None else ensure_default_dataset(cfg.dataset)
+        points = open_dataset(cfg.dataset, root, args.version).sample(args.sample).network_points()
+        source = {"dataroot": os.fspath(root), "sample": args.sample}
+    else:
+        if args.load_dim < 3:
+            raise RegNetExploreError(f"--load-dim {args.load_dim}: a point needs at least x, y, z")
+        points = key_frame_points(load_points_bin(args.points, args.load_dim), args.points)
+        source = {"points_file": os.fspath(args.points)}
     legacy = {"auto": None, "yes": True, "no": False}[args.legacy]
     model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, device=_device(args.device), legacy=legacy)
     det = model.predict(points, score_thr=args.score_thr)
-    payload = {"config": cfg.name, "points_file": os.fspath(args.points), "checkpoint": args.checkpoint,
+    payload = {"config": cfg.name, **source, "checkpoint": args.checkpoint,
                "legacy": model.legacy, "num_points": len(points),
                "box_format": ["x", "y", "z_bottom", "l", "w", "h", "yaw"] + (["vx", "vy"] if cfg.code_size == 9
                                                                             else []),

@@ -1,4 +1,5 @@
-"""``regnet-explore evaluate``: the official metrics of a detections file or a nuScenes submission."""
+"""``regnet-explore evaluate`` (the official metrics of a detections file or a nuScenes submission) and
+``regnet-explore test`` (a detector over a whole split)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import tempfile
 from pathlib import Path
 
 from regnet_explore.data.commands import add_dataset_arguments, open_from_args
+from regnet_explore.detection.configs import get_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.global_boxes import load_detections, oracle_detections
 from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
 from regnet_explore.evaluation.nuscenes import evaluate_nuscenes, evaluate_submission
+from regnet_explore.evaluation.testing import TestConfig, format_metrics, run_test
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -43,7 +46,43 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_test(args: argparse.Namespace) -> int:
+    cfg = TestConfig(config=args.config, checkpoint=args.checkpoint, data=args.data, version=args.version,
+                     split=args.split, out=args.out, device=args.device, batch_size=args.batch_size,
+                     workers=args.workers, limit=args.limit, resume=args.resume, score_thr=args.score_thr)
+    result = run_test(cfg)
+    fps = f" ({result.ran} run now, {result.ran / result.seconds:.2f} frames/s)" if result.seconds else ""
+    print(f"{result.frames} key frames{fps}; detections {result.detections}; submission {result.submission}")
+    if result.metrics is None:
+        print("metrics: not computed (--limit: nuScenes' DetectionEval scores whole splits)")
+    else:
+        print(format_metrics(result.metrics, get_config(args.config).dataset))
+        print(f"metrics written to {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("test", help="a detector over a dataset split: submission + official metrics",
+                       description="Run a detector over a whole split as mmdetection3d's tools/test.py does: key "
+                                   "frames with their sweeps, batched on the device, detections streamed to "
+                                   "OUT/detections.jsonl (resumable), then the submission (nuScenes "
+                                   "results_nusc.json, Lyft submission.csv) and the official metrics "
+                                   "(OUT/metrics.json).")
+    t.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
+    t.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth), legacy (pre-1.0) ones included; "
+                                        "random weights if omitted")
+    t.add_argument("--data", help="dataset root (default: the synthetic set of the config's dataset)")
+    t.add_argument("--version", help="table version (default: the one found under --data)")
+    t.add_argument("--split", help="split to run (default: mini_val / val)")
+    t.add_argument("--out", default="work_dirs/test", help="output folder (default work_dirs/test)")
+    t.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    t.add_argument("--batch-size", type=int, default=1, help="clouds per forward pass (default 1)")
+    t.add_argument("--workers", type=int, default=2, help="data-loading worker processes (default 2; 0: inline)")
+    t.add_argument("--limit", type=int, help="only the first N key frames (Lyft scores them; nuScenes does not)")
+    t.add_argument("--resume", action="store_true", help="continue a killed run from the frames already done")
+    t.add_argument("--score-thr", type=float, help="override the config's score threshold (0.05)")
+    t.set_defaults(func=_cmd_test)
+
     p = sub.add_parser("evaluate", help="nuScenes DetectionEval (mAP, NDS) or Lyft mAP@0.5:0.95")
     add_dataset_arguments(p)
     p.add_argument("--detections", help="torch file: dict sample token -> {boxes (K, 7|9), scores, labels}")

@@ -1,0 +1,214 @@
+"""A detector over a whole split, as mmdetection3d's ``tools/test.py CONFIG CHECKPOINT`` runs it.
+
+Key frames are loaded with their sweeps by DataLoader workers while the model runs; each batch's detections are
+appended to ``<out>/detections.jsonl`` (LiDAR frame, labels indexing the dataset's classes) and fsynced, so memory
+stays flat in the number of frames and a killed run continues from the frames already done (``resume``). Once every
+frame is done, the submission (nuScenes ``results_nusc.json``, Lyft ``submission.csv``) is written atomically from
+that file and scored with the official metric; the metrics go to ``<out>/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, LyftData, open_dataset
+from regnet_explore.detection.configs import get_config
+from regnet_explore.detection.detections import Detections
+from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
+from regnet_explore.evaluation.nuscenes import evaluate_submission, write_submission
+from regnet_explore.evaluation.predict import label_map
+from regnet_explore.io import write_json_atomic
+from regnet_explore.synthetic import ensure_default_dataset
+
+STREAM = "detections.jsonl"
+RUN = "test.json"
+
+
+@dataclass(frozen=True)
+class TestConfig:
+    """One run: ``data=None`` is the synthetic set of the config's dataset; ``split=None`` its validation split;
+    ``limit`` the first N key frames (scored only on Lyft: nuScenes' DetectionEval needs the whole split)."""
+
+    __test__ = False  # not a pytest class
+
+    config: str
+    checkpoint: str | None
+    data: str | None = None
+    version: str | None = None
+    split: str | None = None
+    out: str = "work_dirs/test"
+    device: str = "cpu"
+    batch_size: int = 1
+    workers: int = 2
+    limit: int | None = None
+    resume: bool = False
+    score_thr: float | None = None
+    progress: bool = True
+
+
+@dataclass
+class TestResult:
+    __test__ = False
+
+    detections: Path
+    submission: Path
+    metrics: dict | None  # None with a limit on nuScenes
+    frames: int
+    seconds: float  # the frames run now (a resumed run skips those done before)
+    ran: int
+
+
+def open_split(fmt: str, data: str | None, version: str | None, split: str | None, sweeps: int = 10) -> DetectionData:
+    """The split to run on: the synthetic set when ``data`` is None, the version's validation split by default."""
+    root = Path(data) if data is not None else ensure_default_dataset(fmt)
+    whole = open_dataset(fmt, root, version, sweeps=sweeps)
+    if split is None:
+        split = NUSCENES_SPLITS[whole.version][-1] if fmt == "nuscenes" else "val"
+    return open_dataset(fmt, root, whole.version, split, sweeps=sweeps)
+
+
+class _Frames(torch.utils.data.Dataset):
+    """(token, (N, 4) network points) of the key frames to run, loaded in worker processes."""
+
+    def __init__(self, data: DetectionData, tokens: list[str]):
+        self.data, self.tokens = data, tokens
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
+        return self.tokens[i], self.data.sample(self.tokens[i]).network_points()
+
+
+def _batch(items: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    return items
+
+
+def done_tokens(path: Path) -> list[str]:
+    """Tokens of the complete lines of a detections stream; a torn last line (a kill mid-write) is cut off."""
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    end = raw.rfind(b"\n") + 1
+    if end < len(raw):
+        with open(path, "r+b") as f:
+            f.truncate(end)
+    return [json.loads(line)["token"] for line in raw[:end].splitlines()]
+
+
+def read_detections(path: str | os.PathLike, class_names: tuple[str, ...]) -> dict[str, Detections]:
+    """The detections stream as token -> :class:`Detections` (float32 values, as the detector made them)."""
+    out = {}
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                out[row["token"]] = Detections.from_arrays(np.asarray(row["boxes"], dtype=np.float32).reshape(
+                    -1, row["box_dim"]), np.asarray(row["scores"], dtype=np.float32), row["labels"], class_names)
+            except (ValueError, KeyError) as e:
+                raise RegNetExploreError(f"{path}: line {n} is not a detections record ({e})") from None
+    return out
+
+
+def _record(token: str, det: Detections, to_data: torch.Tensor) -> str:
+    return json.dumps({"token": token, "box_dim": det.boxes.shape[1], "boxes": det.boxes.flatten().tolist(),
+                       "scores": det.scores.tolist(), "labels": to_data[det.labels].tolist()}) + "\n"
+
+
+def _run_settings(cfg: TestConfig, data: DetectionData) -> dict:
+    checkpoint = str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else None
+    return {"config": get_config(cfg.config).name, "checkpoint": checkpoint,
+            "dataroot": str(data.dataroot.resolve()), "version": data.version, "split": data.split,
+            "limit": cfg.limit, "score_thr": cfg.score_thr}
+
+
+def _pending(cfg: TestConfig, data: DetectionData, out: Path) -> list[str]:
+    """Tokens still to run; starts the stream afresh unless resuming a run of the same settings."""
+    stream, run = out / STREAM, out / RUN
+    settings = _run_settings(cfg, data)
+    if cfg.resume and run.exists():
+        old = json.loads(run.read_text())
+        changed = [f"{k} {old.get(k)!r} there, {v!r} now" for k, v in settings.items() if old.get(k) != v]
+        if changed:
+            raise RegNetExploreError(f"{out}: --resume of a run with other settings ({'; '.join(changed)})")
+        done = set(done_tokens(stream))
+        return [t for t in data.tokens if t not in done]
+    stream.unlink(missing_ok=True)
+    for old in (out / "results_nusc.json", out / "submission.csv", out / "metrics.json"):
+        old.unlink(missing_ok=True)  # a finished earlier run's outputs must not pass for this one's
+    write_json_atomic(settings, run)
+    return list(data.tokens)
+
+
+def _loader(data: DetectionData, tokens: list[str], batch_size: int, workers: int) -> Iterator:
+    return iter(torch.utils.data.DataLoader(_Frames(data, tokens), batch_size=batch_size, num_workers=workers,
+                                            collate_fn=_batch, prefetch_factor=2 if workers else None))
+
+
+def run_test(cfg: TestConfig) -> TestResult:
+    """Run ``cfg``: stream the detections, then write the submission and score it (see the module docstring)."""
+    det_cfg = get_config(cfg.config)
+    data = open_split(det_cfg.dataset, cfg.data, cfg.version, cfg.split)
+    if cfg.limit is not None:
+        data = data.head(cfg.limit)
+    model = PointPillars.from_config(det_cfg, checkpoint=cfg.checkpoint, device=cfg.device)
+    to_data = torch.as_tensor(label_map(det_cfg.class_names, data.class_names), device=model.device)
+    if (to_data < 0).any():
+        raise RegNetExploreError(f"{det_cfg.name} predicts classes that {data.version} does not have")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = _pending(cfg, data, out)
+    seconds, ran = 0.0, 0
+    if todo:
+        bar = tqdm(total=len(data), initial=len(data) - len(todo), desc="test", unit="frame",
+                   disable=not cfg.progress, dynamic_ncols=True)
+        start, ran = time.perf_counter(), 0
+        with open(out / STREAM, "a") as stream:
+            for batch in _loader(data, todo, cfg.batch_size, cfg.workers):
+                dets = model.predict([points for _, points in batch], score_thr=cfg.score_thr)
+                lines = [_record(token, det, to_data) for (token, _), det in zip(batch, dets, strict=True)]
+                stream.write("".join(lines))
+                stream.flush()
+                os.fsync(stream.fileno())
+                ran += len(batch)
+                bar.update(len(batch))
+                bar.set_postfix(fps=f"{ran / (time.perf_counter() - start):.2f}")
+        seconds = time.perf_counter() - start
+        bar.close()
+    detections = read_detections(out / STREAM, data.class_names)
+    if isinstance(data, LyftData):
+        submission = write_submission_csv(data, detections, out / "submission.csv")
+        metrics = evaluate_lyft(data, detections)
+    else:
+        submission = write_submission(data, detections, out / "results_nusc.json")
+        metrics = None if cfg.limit is not None else evaluate_submission(data, submission, out / "eval")
+    if metrics is not None:
+        write_json_atomic(metrics, out / "metrics.json")
+    return TestResult(out / STREAM, submission, metrics, len(data), seconds, ran)
+
+
+def format_metrics(metrics: dict, dataset: str) -> str:
+    """The metrics as mmdetection3d prints them: nuScenes' summary and per-class table, Lyft's per-class mAP."""
+    if dataset == "lyft":
+        lines = ["class                mAP@0.5:0.95"]
+        lines += [f"{c:<20} {ap:.4f}" for c, ap in metrics["class_AP"].items()]
+        return "\n".join(lines + [f"{'Overall':<20} {metrics['mAP']:.4f}"])
+    lines = [f"mAP: {metrics['mAP']:.4f}"] + [f"{k}: {metrics[k]:.4f}" for k in ("mATE", "mASE", "mAOE", "mAVE",
+                                                                                  "mAAE")]
+    lines += [f"NDS: {metrics['NDS']:.4f}", "", "Per-class results:", "Object Class\tAP\tATE\tASE\tAOE\tAVE\tAAE"]
+    errors = ("trans_err", "scale_err", "orient_err", "vel_err", "attr_err")
+    for c, ap in metrics["class_AP"].items():
+        tp = metrics["class_tp_errors"].get(c, {})
+        lines.append(f"{c}\t{ap:.3f}\t" + "\t".join(f"{tp.get(e, float('nan')):.3f}" for e in errors))
+    return "\n".join(lines)
