@@ -39,6 +39,9 @@ step "regnet_explore with all extras (pins in constraints.txt)"
 # Installed without dependencies on purpose: lyft-dataset-sdk would add a second OpenCV and test tools, pycls (a test
 # reference) would add opencv-python; everything both import is already present.
 "${PIP[@]}" --no-deps lyft-dataset-sdk==0.0.8 pycls==0.1.1
+# dash (pulled in by open3d-cpu, unused here) drops a source lab extension that makes every JupyterLab page load ask
+# for a rebuild ("Build Recommended"); without it the prebuilt extensions are complete.
+rm -f .venv/share/jupyter/lab/extensions/dash-jupyterlab.tgz
 
 if [ "${SKIP_DEMO:-0}" != 1 ]; then
   step "main job: regnet-explore demo"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,12 @@ def test_lab_version_runs_jupyter_and_returns(capfd):
     assert out[0].endswith("lab --notebook-dir=" + str(Path(__file__).resolve().parents[1] / "notebooks")
                            + " --version" + (" --allow-root" if os.geteuid() == 0 else ""))
     assert out[-1].split(".")[0].isdigit()  # jupyter lab's version, e.g. 4.6.6
+
+
+def test_jupyterlab_needs_no_build(tmp_path):
+    """setup.sh removes the source extension dash installs; what is left is prebuilt (no "Build Recommended")."""
+    pytest.importorskip("jupyterlab")
+    out = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"], capture_output=True, text=True,
+                         env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)})
+    assert out.returncode == 0
+    assert "build" not in (out.stdout + out.stderr).lower().replace("built into", "")
