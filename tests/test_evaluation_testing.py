@@ -134,3 +134,12 @@ def test_done_tokens_cuts_a_torn_line(tmp_path):
     path = Path(tmp_path) / STREAM
     path.write_text('{"token": "a"}\n{"token": "b"}\n{"tok')
     assert done_tokens(path) == ["a", "b"] and path.read_text().endswith("}\n")
+
+
+def test_scoring_leaves_nothing_on_stdout_or_stderr(full_run, tmp_path, capfd):
+    """The devkit's table and its tqdm bar stay out of logs and notebook stderr boxes unless verbose."""
+    val = open_dataset("nuscenes", ensure_default_dataset("nuscenes"), None, "mini_val")
+    capfd.readouterr()
+    evaluate_submission(val, full_run[1].submission, tmp_path)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

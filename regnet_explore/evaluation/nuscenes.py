@@ -114,10 +114,15 @@ def evaluate_submission(data: NuScenesData, result_path: str | os.PathLike, outp
     config = config_factory("detection_cvpr_2019")
     if class_range is not None:
         config.class_range = {name: class_range for name in config.class_range}
-    evaluator = DetectionEval(nusc, config=config, result_path=str(result_path),
-                              eval_set=data.split, output_dir=str(output_dir), verbose=verbose)
-    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
-        summary = evaluator.main(plot_examples=0, render_curves=False)  # prints its table even when not verbose
+    # quiet unless verbose: DetectionEval prints its table anyway, and its ground-truth loading draws a tqdm bar on
+    # stderr (an empty stderr box in notebooks, bar debris in logs)
+    with contextlib.ExitStack() as quiet:
+        if not verbose:
+            quiet.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            quiet.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        evaluator = DetectionEval(nusc, config=config, result_path=str(result_path),
+                                  eval_set=data.split, output_dir=str(output_dir), verbose=verbose)
+        summary = evaluator.main(plot_examples=0, render_curves=False)
     return summarize(summary)
 
 
