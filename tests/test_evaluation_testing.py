@@ -126,6 +126,9 @@ def test_infer_on_a_sample_loads_its_sweeps(tmp_path, capsys):
     expected = model.predict(points)
     assert got["sample"] == token and got["num_points"] == len(points)
     torch.testing.assert_close(torch.tensor(got["boxes"]), expected.boxes, rtol=0, atol=1e-6)
+    single = tmp_path / "one.json"
+    assert main(["infer", NUS, "--sample", token, "--sweeps", "0", "--out", str(single)]) == 0
+    assert json.loads(single.read_text())["num_points"] == int((points[:, 3] == 0).sum())  # the key frame alone
     assert main(["infer", NUS, "--sample", "no-such-token"]) == 2
     assert "no-such-token" in capsys.readouterr().err
 

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--sample", metavar="TOKEN", help="a key frame of the dataset at --data, with its sweeps")
     p.add_argument("--data", help="with --sample: dataset root (default: the synthetic set of the config's dataset)")
     p.add_argument("--version", help="with --sample: table version (default: the one found under --data)")
+    p.add_argument("--sweeps", type=int, default=10,
+                   help="with --sample: sweeps merged into the key frame (default 10, as every reference config); "
+                        "a --points file is always one sweep")
     p.add_argument("--load-dim", type=int, default=5, help="values per point in the file (default 5: nuScenes/Lyft)")
     p.add_argument("--out", help="write predictions as JSON here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -95,7 +98,8 @@ def run_infer(args: argparse.Namespace) -> int:
     cfg = get_config(args.config)
     if args.sample is not None:
         root = args.data if args.data is not None else ensure_default_dataset(cfg.dataset)
-        points = open_dataset(cfg.dataset, root, args.version).sample(args.sample).network_points()
+        data = open_dataset(cfg.dataset, root, args.version, sweeps=args.sweeps)
+        points = data.sample(args.sample).network_points()
         source = {"dataroot": os.fspath(root), "sample": args.sample}
     else:
         if args.load_dim < 3:
