@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from regnet_explore.data.dataset import LyftData, NuScenesData
 from regnet_explore.synthetic import synthesize
 
 from .helpers import SHARED
@@ -38,3 +39,15 @@ def nusc(nus_root):
     from nuscenes import NuScenes
 
     return NuScenes(version="v1.0-mini", dataroot=str(nus_root), verbose=False)
+
+
+@pytest.fixture(scope="module")
+def nus_val(nus_root) -> NuScenesData:
+    """The small nuScenes set's mini_val split."""
+    return NuScenesData(nus_root, "v1.0-mini", "mini_val")
+
+
+@pytest.fixture(scope="module")
+def lyft_val(lyft_root) -> LyftData:
+    """The small Lyft set's val split."""
+    return LyftData(lyft_root, "v1.01-train", "val")

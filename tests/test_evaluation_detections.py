@@ -14,7 +14,6 @@ from nuscenes.eval.detection.data_classes import DetectionBox
 from nuscenes.utils.data_classes import Box
 from pyquaternion import Quaternion
 
-from regnet_explore.data.dataset import LyftData, NuScenesData
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.global_boxes import load_detections, oracle_detections
@@ -23,16 +22,6 @@ from regnet_explore.evaluation.nuscenes import to_submission, write_submission
 from regnet_explore.evaluation.predict import predict_split
 
 CLASSES = ("car", "truck", "pedestrian")
-
-
-@pytest.fixture(scope="module")
-def nus(nus_root) -> NuScenesData:
-    return NuScenesData(nus_root, "v1.0-mini", "mini_val")
-
-
-@pytest.fixture(scope="module")
-def lyft(lyft_root) -> LyftData:
-    return LyftData(lyft_root, "v1.01-train", "val")
 
 
 def _random_arrays(seed: int, k: int, dim: int = 9, n_classes: int = 10) -> tuple[np.ndarray, ...]:
@@ -100,36 +89,36 @@ class _FakeDetector:
                           self.cfg.class_names)
 
 
-def test_predict_split_labels_index_the_datasets_classes(nus):
+def test_predict_split_labels_index_the_datasets_classes(nus_val):
     model = _FakeDetector(("pedestrian", "car", "barrier"))  # a subset, in another order than nuScenes'
-    dets = predict_split(model, nus)
-    assert list(dets) == nus.tokens
+    dets = predict_split(model, nus_val)
+    assert list(dets) == nus_val.tokens
     for token, det in dets.items():
-        own = model.predict(nus.sample(token).network_points())
-        assert isinstance(det, Detections) and det.class_names == tuple(nus.class_names)
+        own = model.predict(nus_val.sample(token).network_points())
+        assert isinstance(det, Detections) and det.class_names == tuple(nus_val.class_names)
         assert det.names == own.names  # the same classes, now as indices into the dataset's
-        assert det.labels.tolist() == [nus.class_names.index(n) for n in own.names]
+        assert det.labels.tolist() == [nus_val.class_names.index(n) for n in own.names]
         assert torch.equal(det.boxes, own.boxes) and torch.equal(det.scores, own.scores)
     with pytest.raises(RegNetExploreError, match=r"predicts classes that v1.0-mini does not have: \['animal'\]"):
-        predict_split(_FakeDetector(("car", "animal")), nus)
+        predict_split(_FakeDetector(("car", "animal")), nus_val)
 
 
 # --- the submission -----------------------------------------------------------------------------------------------
 
 
-def test_submission_from_detections_holds_the_float32_values(nus, tmp_path):
+def test_submission_from_detections_holds_the_float32_values(nus_val, tmp_path):
     """The writers see float32 values converted to float64, exactly as the numpy dicts they took before; the
     devkit reads the file, and its own Box transforms give the same global boxes."""
-    arrays = {t: _random_arrays(i, 7) for i, t in enumerate(nus.tokens)}
-    from_f32 = {t: Detections.from_arrays(*a, nus.class_names) for t, a in arrays.items()}
-    from_f64 = {t: Detections.from_arrays(b.astype(np.float64), s.astype(np.float64), lab, nus.class_names)
+    arrays = {t: _random_arrays(i, 7) for i, t in enumerate(nus_val.tokens)}
+    from_f32 = {t: Detections.from_arrays(*a, nus_val.class_names) for t, a in arrays.items()}
+    from_f64 = {t: Detections.from_arrays(b.astype(np.float64), s.astype(np.float64), lab, nus_val.class_names)
                 for t, (b, s, lab) in arrays.items()}  # what the writers computed from the dicts
-    path = write_submission(nus, from_f32, tmp_path / "sub.json")
-    assert json.loads(path.read_text()) == to_submission(nus, from_f64)
+    path = write_submission(nus_val, from_f32, tmp_path / "sub.json")
+    assert json.loads(path.read_text()) == to_submission(nus_val, from_f64)
     loaded = load_prediction(str(path), 500, DetectionBox)[0]
-    assert sorted(loaded.sample_tokens) == sorted(nus.tokens)
+    assert sorted(loaded.sample_tokens) == sorted(nus_val.tokens)
     for token, (boxes, scores, labels) in arrays.items():
-        lidar2ego, ego2global = nus.transforms(token)
+        lidar2ego, ego2global = nus_val.transforms(token)
         by_score = {b.detection_score: b for b in loaded[token]}
         assert len(by_score) == len(scores)  # every box is inside its class range
         for box, score, label in zip(boxes.astype(np.float64), scores, labels):
@@ -140,30 +129,30 @@ def test_submission_from_detections_holds_the_float32_values(nus, tmp_path):
                 ref.rotate(Quaternion(matrix=m[:3, :3], atol=1e-7))
                 ref.translate(m[:3, 3])
             ours = by_score[float(score)]  # the float32 score, exactly
-            assert ours.detection_name == nus.class_names[label]
+            assert ours.detection_name == nus_val.class_names[label]
             assert np.allclose(ours.translation, ref.center, atol=1e-6)
             assert np.allclose(ours.size, ref.wlh) and np.allclose(ours.velocity, ref.velocity[:2], atol=1e-6)
             assert abs(abs(np.dot(ours.rotation, ref.orientation.elements)) - 1) < 1e-9
 
 
-def test_writers_take_only_detections_of_the_datasets_classes(nus, lyft):
+def test_writers_take_only_detections_of_the_datasets_classes(nus_val, lyft_val):
     boxes, scores, labels = _random_arrays(0, 3)
-    token = nus.tokens[0]
-    dets = {t: Detections.from_arrays(np.zeros((0, 9)), [], [], nus.class_names) for t in nus.tokens}
+    token = nus_val.tokens[0]
+    dets = {t: Detections.from_arrays(np.zeros((0, 9)), [], [], nus_val.class_names) for t in nus_val.tokens}
     with pytest.raises(RegNetExploreError, match=f"sample {token}: a dict, not Detections.*from_arrays"):
-        to_submission(nus, {**dets, token: {"boxes": boxes, "scores": scores, "labels": labels}})
+        to_submission(nus_val, {**dets, token: {"boxes": boxes, "scores": scores, "labels": labels}})
     other = Detections.from_arrays(boxes, scores, labels % 3, CLASSES)
     with pytest.raises(RegNetExploreError, match=r"labels index \('car', 'truck', 'pedestrian'\), not the dataset"):
-        to_submission(nus, {**dets, token: other})
+        to_submission(nus_val, {**dets, token: other})
     with pytest.raises(RegNetExploreError, match="a dict, not Detections"):
-        prediction_records(lyft, {t: {"boxes": boxes} for t in lyft.tokens})
+        prediction_records(lyft_val, {t: {"boxes": boxes} for t in lyft_val.tokens})
 
 
-def test_oracle_is_ground_truth_with_distinct_scores(lyft):
-    dets, rank = oracle_detections(lyft), 0
+def test_oracle_is_ground_truth_with_distinct_scores(lyft_val):
+    dets, rank = oracle_detections(lyft_val), 0
     for token, det in dets.items():
-        s = lyft.sample(token, with_points=False)
-        assert isinstance(det, Detections) and det.class_names == tuple(lyft.class_names)
+        s = lyft_val.sample(token, with_points=False)
+        assert isinstance(det, Detections) and det.class_names == tuple(lyft_val.class_names)
         assert np.array_equal(det.numpy()["boxes"], s.gt_boxes.astype(np.float64))
         assert det.names == s.gt_names
         assert np.array_equal(det.numpy()["scores"], 1.0 - 1e-6 * (rank + np.arange(len(det))))
@@ -173,24 +162,24 @@ def test_oracle_is_ground_truth_with_distinct_scores(lyft):
 # --- the detections file read by `regnet-explore evaluate` ---------------------------------------------------------
 
 
-def test_load_detections_converts_at_the_boundary(lyft, tmp_path):
-    boxes, scores, labels = _random_arrays(1, 4, dim=7, n_classes=len(lyft.class_names))
+def test_load_detections_converts_at_the_boundary(lyft_val, tmp_path):
+    boxes, scores, labels = _random_arrays(1, 4, dim=7, n_classes=len(lyft_val.class_names))
     raw = {t: {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores).double(),
-               "labels": torch.from_numpy(labels), "names": "ignored"} for t in lyft.tokens}
+               "labels": torch.from_numpy(labels), "names": "ignored"} for t in lyft_val.tokens}
     torch.save(raw, tmp_path / "dets.pt")
-    dets = load_detections(tmp_path / "dets.pt", lyft.class_names)
-    assert set(dets) == set(lyft.tokens)
-    det = dets[lyft.tokens[0]]
-    assert isinstance(det, Detections) and det.class_names == tuple(lyft.class_names)
+    dets = load_detections(tmp_path / "dets.pt", lyft_val.class_names)
+    assert set(dets) == set(lyft_val.tokens)
+    det = dets[lyft_val.tokens[0]]
+    assert isinstance(det, Detections) and det.class_names == tuple(lyft_val.class_names)
     assert torch.equal(det.boxes, torch.from_numpy(boxes)) and det.scores.dtype == torch.float64
 
-    token = lyft.tokens[1]
+    token = lyft_val.tokens[1]
     torch.save({**raw, token: {**raw[token], "labels": torch.full((4,), 9)}}, tmp_path / "bad.pt")
     with pytest.raises(RegNetExploreError, match=rf"bad.pt: sample {token}: detections: labels must lie in \[0, 9\)"):
-        load_detections(tmp_path / "bad.pt", lyft.class_names)
+        load_detections(tmp_path / "bad.pt", lyft_val.class_names)
     torch.save({**raw, token: {"boxes": raw[token]["boxes"]}}, tmp_path / "keys.pt")
     with pytest.raises(RegNetExploreError, match=f"keys.pt: sample {token}: expected a dict with boxes, scores"):
-        load_detections(tmp_path / "keys.pt", lyft.class_names)
+        load_detections(tmp_path / "keys.pt", lyft_val.class_names)
     torch.save([raw], tmp_path / "list.pt")
     with pytest.raises(RegNetExploreError, match="list.pt: expected a dict of sample token"):
-        load_detections(tmp_path / "list.pt", lyft.class_names)
+        load_detections(tmp_path / "list.pt", lyft_val.class_names)

@@ -27,16 +27,6 @@ from regnet_explore.evaluation.nuscenes import (
 )
 
 
-@pytest.fixture(scope="module")
-def nus(nus_root) -> NuScenesData:
-    return NuScenesData(nus_root, "v1.0-mini", "mini_val")
-
-
-@pytest.fixture(scope="module")
-def lyft(lyft_root) -> LyftData:
-    return LyftData(lyft_root, "v1.01-train", "val")
-
-
 def _perturbed(data: NuScenesData) -> dict:
     """Oracle detections with cars shifted 0.3 m, trucks 1.25x larger, barriers turned 0.4 rad, pedestrians
     without velocity: each class isolates one TP error."""
@@ -53,10 +43,10 @@ def _perturbed(data: NuScenesData) -> dict:
 
 
 @pytest.fixture(scope="module")
-def nus_results(nus, tmp_path_factory):
+def nus_results(nus_val, tmp_path_factory):
     out = tmp_path_factory.mktemp("nuseval")
-    perfect = evaluate_nuscenes(nus, oracle_detections(nus), out / "perfect")
-    perturbed = evaluate_nuscenes(nus, _perturbed(nus), out / "perturbed")
+    perfect = evaluate_nuscenes(nus_val, oracle_detections(nus_val), out / "perfect")
+    perturbed = evaluate_nuscenes(nus_val, _perturbed(nus_val), out / "perturbed")
     return perfect, perturbed, out
 
 
@@ -87,21 +77,21 @@ def test_each_perturbation_raises_its_own_error(nus_results):
     assert bad["mAP"] == pytest.approx(1.0) and bad["NDS"] < perfect["NDS"]
 
 
-def test_wrapper_equals_the_devkit_entry_point(nus, nus_results):
+def test_wrapper_equals_the_devkit_entry_point(nus_val, nus_results):
     _, bad, out = nus_results
     result = out / "perturbed" / "results_nusc.json"
     subprocess.run([sys.executable, "-m", "nuscenes.eval.detection.evaluate", str(result), "--output_dir",
-                    str(out / "cli"), "--eval_set", "mini_val", "--dataroot", str(nus.dataroot), "--version",
+                    str(out / "cli"), "--eval_set", "mini_val", "--dataroot", str(nus_val.dataroot), "--version",
                     "v1.0-mini", "--plot_examples", "0", "--render_curves", "0", "--verbose", "0"],
                    check=True, capture_output=True)
     cli = summarize(json.loads((out / "cli" / "metrics_summary.json").read_text()))
     assert json.dumps(cli, sort_keys=True) == json.dumps(bad, sort_keys=True)  # NaN-aware exact equality
 
 
-def test_submission_format(nus, nus_results):
+def test_submission_format(nus_val, nus_results):
     _, _, out = nus_results
     sub = json.loads((out / "perfect" / "results_nusc.json").read_text())
-    assert set(sub["results"]) == set(nus.tokens) and sub["meta"]["use_lidar"]
+    assert set(sub["results"]) == set(nus_val.tokens) and sub["meta"]["use_lidar"]
     box = next(b for boxes in sub["results"].values() for b in boxes if b["detection_name"] == "car")
     assert set(box) == {"sample_token", "translation", "size", "rotation", "velocity", "detection_name",
                         "detection_score", "attribute_name"}
@@ -118,36 +108,36 @@ def test_attribute_rule():
     assert attribute_name("barrier", 2.0) == "" and attribute_name("traffic_cone", 0.0) == ""
 
 
-def test_incomplete_inputs_are_refused_before_anything_is_written(nus, tmp_path):
-    dets = oracle_detections(nus)
-    path = write_submission(nus, dets, tmp_path / "full.json")
+def test_incomplete_inputs_are_refused_before_anything_is_written(nus_val, tmp_path):
+    dets = oracle_detections(nus_val)
+    path = write_submission(nus_val, dets, tmp_path / "full.json")
     sub = json.loads(path.read_text())
-    del sub["results"][nus.tokens[0]]
+    del sub["results"][nus_val.tokens[0]]
     (tmp_path / "partial.json").write_text(json.dumps(sub))
     with pytest.raises(RegNetExploreError, match=r"partial.json: 1 samples .* missing"):
-        evaluate_submission(nus, tmp_path / "partial.json", tmp_path / "out")
+        evaluate_submission(nus_val, tmp_path / "partial.json", tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    del dets[nus.tokens[1]]
+    del dets[nus_val.tokens[1]]
     with pytest.raises(RegNetExploreError, match="1 of 6 samples"):
-        write_submission(nus, dets, tmp_path / "never.json")
+        write_submission(nus_val, dets, tmp_path / "never.json")
     assert not (tmp_path / "never.json").exists()
 
 
-def test_lyft_perfect_and_shifted(lyft, tmp_path):
-    perfect = evaluate_lyft(lyft, oracle_detections(lyft))
+def test_lyft_perfect_and_shifted(lyft_val, tmp_path):
+    perfect = evaluate_lyft(lyft_val, oracle_detections(lyft_val))
     assert perfect["mAP"] == 1.0 and set(perfect["class_AP"]) == set(LyftData.class_names)
     shifted = {}
-    for token, det in oracle_detections(lyft).items():
+    for token, det in oracle_detections(lyft_val).items():
         b = det.boxes.clone()
         b[:, 0] += 0.4
         shifted[token] = Detections(b, det.scores, det.labels, det.class_names)
-    bad = evaluate_lyft(lyft, shifted)
+    bad = evaluate_lyft(lyft_val, shifted)
     per_threshold = list(bad["threshold_mAP"].values())
     assert per_threshold[-1] == 0.0 < per_threshold[0] and bad["mAP"] < 1.0
     assert all(a >= b for a, b in zip(per_threshold, per_threshold[1:]))
     # The SDK's own entry point on the same GT and predictions, at two thresholds.
-    (tmp_path / "gt.json").write_text(json.dumps(gt_records(lyft)))
-    (tmp_path / "pred.json").write_text(json.dumps(prediction_records(lyft, shifted)))
+    (tmp_path / "gt.json").write_text(json.dumps(gt_records(lyft_val)))
+    (tmp_path / "pred.json").write_text(json.dumps(prediction_records(lyft_val, shifted)))
     for iou in (0.5, 0.7):
         run = subprocess.run([sys.executable, "-m", "lyft_dataset_sdk.eval.detection.mAP_evaluation", "-g",
                               str(tmp_path / "gt.json"), "-p", str(tmp_path / "pred.json"), "-t", str(iou)],
@@ -156,30 +146,31 @@ def test_lyft_perfect_and_shifted(lyft, tmp_path):
         assert sdk == pytest.approx(bad["threshold_mAP"][iou], abs=1e-12)
 
 
-def test_lyft_submission_csv(lyft, tmp_path):
-    dets = oracle_detections(lyft)
-    path = write_submission_csv(lyft, dets, tmp_path / "sub.csv")
+def test_lyft_submission_csv(lyft_val, tmp_path):
+    dets = oracle_detections(lyft_val)
+    path = write_submission_csv(lyft_val, dets, tmp_path / "sub.csv")
     lines = path.read_text().splitlines()
-    assert lines[0] == "Id,PredictionString" and len(lines) == 1 + len(lyft)
+    assert lines[0] == "Id,PredictionString" and len(lines) == 1 + len(lyft_val)
     token, pred = lines[1].split(",")
     values = pred.split()
-    assert token == lyft.tokens[0] and len(values) == 9 * len(dets[token])
-    records = [r for r in prediction_records(lyft, dets) if r["sample_token"] == token]
+    assert token == lyft_val.tokens[0] and len(values) == 9 * len(dets[token])
+    records = [r for r in prediction_records(lyft_val, dets) if r["sample_token"] == token]
     assert np.allclose([float(v) for v in values[1:4]], records[0]["translation"], atol=1e-3)
     assert values[8] == records[0]["name"]
 
 
-def test_cli_evaluate_and_errors(lyft, tmp_path, capsys):
-    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft.dataroot), "--oracle", "--lyft-csv",
+def test_cli_evaluate_and_errors(lyft_val, tmp_path, capsys):
+    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft_val.dataroot), "--oracle", "--lyft-csv",
                  str(tmp_path / "s.csv")]) == 0
     assert '"mAP": 1.0' in capsys.readouterr().out and (tmp_path / "s.csv").exists()
     assert main(["data", "info", "--format", "nuscenes", "--dataroot", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none: no such directory" in err
     torch = pytest.importorskip("torch")
-    dets = {t: {"boxes": d.boxes, "scores": d.scores, "labels": d.labels} for t, d in oracle_detections(lyft).items()}
+    dets = {t: {"boxes": d.boxes, "scores": d.scores, "labels": d.labels}
+            for t, d in oracle_detections(lyft_val).items()}
     torch.save(dets, tmp_path / "dets.pt")
-    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft.dataroot), "--detections",
+    assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft_val.dataroot), "--detections",
                  str(tmp_path / "dets.pt")]) == 0
     assert '"mAP": 1.0' in capsys.readouterr().out
 
