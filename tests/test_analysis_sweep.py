@@ -31,8 +31,10 @@ from regnet_explore.analysis.sweep import (
 from regnet_explore.cli import build_parser, main
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.configs import get_config
+from regnet_explore.detection.detector import PointPillars
 from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.train.curves import read_log
 from regnet_explore.train.engine import TrainingSet
 
@@ -277,3 +279,21 @@ def test_car_only_detector_trains_on_cars_and_scores_them(nus_root, tmp_path):
         normalize(SweepConfig(**TINY, classes=("car",), metric="AP_truck"))
     with pytest.raises(Exception, match="non-empty subset"):
         normalize(SweepConfig(**TINY, classes=("cat",)))
+
+
+def test_val_synthetic_scores_on_the_other_sets_validation_split(tmp_path):
+    """Trained on the default synthetic set, scored on another synthetic set's validation split."""
+    cfg = SweepConfig(**TINY, samples=1, val_synthetic=(4, 3), out=str(tmp_path / "val"))
+    row = run_sweep(cfg).iloc[0]
+    assert row["resumed_from"] == 0
+    scoring = Path(sweep.val_root(normalize(cfg)))
+    assert scoring.name == "nuscenes-4x3" and scoring != Path(sweep.data_root(normalize(cfg)))
+    sample = sweep.sample_models(normalize(cfg)).samples[0]
+    det = sweep.sweep_detector(normalize(cfg), sample)
+    model = PointPillars.from_config(sweep.training_geometry(cfg, det),
+                                     tmp_path / "val" / "models" / "regnetx-0" / "latest.pth")
+    val = open_dataset("nuscenes", scoring, None, "mini_val", sweeps=1)
+    expected = flat_metrics(evaluate_model(model, val, tmp_path / "eval", class_range=cfg.crop))
+    assert row["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
+    with pytest.raises(RegNetExploreError, match="not both"):
+        normalize(SweepConfig(**TINY, data="/d", val_synthetic=(4, 3)))
