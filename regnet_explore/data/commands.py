@@ -7,18 +7,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, open_dataset
+from regnet_explore.data.dataset import DetectionData, open_dataset, validation_split
 from regnet_explore.synthetic import FORMATS, ensure_default_dataset, synthesize
-
-
-def _default_split(data_fmt: str, version: str) -> str:
-    return NUSCENES_SPLITS[version][-1] if data_fmt == "nuscenes" else "val"
 
 
 def open_from_args(args: argparse.Namespace, split_default: bool) -> DetectionData:
     root = Path(args.dataroot) if args.dataroot else ensure_default_dataset(args.format)
     data = open_dataset(args.format, root, args.version)
-    split = args.split or (_default_split(args.format, data.version) if split_default else None)
+    split = args.split or (validation_split(args.format, data.version) if split_default else None)
     return open_dataset(args.format, root, data.version, split) if split else data
 
 

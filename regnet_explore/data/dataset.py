@@ -272,6 +272,11 @@ class LyftData(DetectionData):
         return category if category in LYFT_CLASSES else None
 
 
+def validation_split(fmt: str, version: str) -> str:
+    """The split a detector is scored on by default: ``mini_val`` / ``val`` (nuScenes), ``val`` (Lyft)."""
+    return NUSCENES_SPLITS[version][-1] if fmt == "nuscenes" else "val"
+
+
 def open_dataset(fmt: str, dataroot: str | os.PathLike, version: str | None = None, split: str | None = None,
                  **kwargs) -> DetectionData:
     """``NuScenesData`` or ``LyftData`` by format name; the version defaults to the synthetic sets' versions."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from regnet_explore.data.dataset import NUSCENES_SPLITS, DetectionData, LyftData, open_dataset
+from regnet_explore.data.dataset import DetectionData, LyftData, open_dataset, validation_split
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
@@ -74,7 +74,7 @@ def open_split(fmt: str, data: str | None, version: str | None, split: str | Non
     root = Path(data) if data is not None else ensure_default_dataset(fmt)
     whole = open_dataset(fmt, root, version, sweeps=sweeps)
     if split is None:
-        split = NUSCENES_SPLITS[whole.version][-1] if fmt == "nuscenes" else "val"
+        split = validation_split(fmt, whole.version)
     return open_dataset(fmt, root, whole.version, split, sweeps=sweeps)
 
 
