@@ -18,6 +18,7 @@ import torch
 from regnet_explore.cli import main
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.nuscenes import evaluate_submission
 from regnet_explore.evaluation.predict import evaluate_model
 from regnet_explore.evaluation.testing import STREAM, TestConfig, done_tokens, run_test
@@ -137,6 +138,9 @@ def test_done_tokens_cuts_a_torn_line(tmp_path):
     path = Path(tmp_path) / STREAM
     path.write_text('{"token": "a"}\n{"token": "b"}\n{"tok')
     assert done_tokens(path) == ["a", "b"] and path.read_text().endswith("}\n")
+    path.write_text('{"token": "a"}\nnot json\n')
+    with pytest.raises(RegNetExploreError, match="not a detections stream"):
+        done_tokens(path)
 
 
 def test_scoring_leaves_nothing_on_stdout_or_stderr(full_run, tmp_path, capfd):

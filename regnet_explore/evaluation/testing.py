@@ -104,7 +104,10 @@ def done_tokens(path: Path) -> list[str]:
     if end < len(raw):
         with open(path, "r+b") as f:
             f.truncate(end)
-    return [json.loads(line)["token"] for line in raw[:end].splitlines()]
+    try:
+        return [json.loads(line)["token"] for line in raw[:end].splitlines()]
+    except (ValueError, KeyError) as e:
+        raise RegNetExploreError(f"{path}: not a detections stream ({e}); start afresh without --resume") from None
 
 
 def read_detections(path: str | os.PathLike, class_names: tuple[str, ...]) -> dict[str, Detections]:
