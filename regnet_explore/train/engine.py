@@ -24,7 +24,12 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from regnet_explore.data.dataset import NUSCENES_VERSIONS, DetectionData, open_dataset
+from regnet_explore.data.dataset import (
+    NUSCENES_VERSIONS,
+    DetectionData,
+    open_dataset,
+    validation_split,
+)
 from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, RegNetBackboneConfig, get_config
 from regnet_explore.detection.detector import PointPillars
@@ -199,10 +204,9 @@ def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
     if cfg.dataset == "nuscenes":
         if version is None:  # as open_dataset picks it: the first version folder present
             version = next((v for v in NUSCENES_VERSIONS if (Path(root) / v).is_dir()), "v1.0-mini")
-        mini = version.endswith("mini")
-        return (train.train_split or ("mini_train" if mini else "train"),
-                train.val_split or ("mini_val" if mini else "val"))
-    return train.train_split or "train", train.val_split or "val"
+        return (train.train_split or ("mini_train" if version.endswith("mini") else "train"),
+                train.val_split or validation_split(cfg.dataset, version))
+    return train.train_split or "train", train.val_split or validation_split(cfg.dataset, version)
 
 
 def _autocast(device: torch.device, amp: str):
