@@ -11,7 +11,13 @@ Every figure is the best (minimum) time over the repeats, and the reference conv
 each config; fractions use the best reference seen in the run. On a shared machine the minimum is the figure
 least disturbed by other load, and the best reference keeps the fractions conservative.
 
+Then, per config, the backends and precisions (``--variants``): torch fp32 eager (the baseline), torch bf16
+(autocast: oneDNN's AVX512-BF16 kernels), the ONNX graphs on onnxruntime in fp32 and int8 (``--onnx DIR`` with a
+``dense.int8.onnx``), optionally torch.compile: per-stage time, total, frames/s and the dense-part and whole-frame
+speed-ups over the baseline, all measured in the same run with the shipped weights where they exist.
+
     python benchmarks/inference.py [--configs a,b] [--repeats 5] [--threads N] [--device cpu|cuda] [--quick]
+        [--variants torch:fp32,torch:bf16,onnx:fp32,onnx:int8 --onnx DIR]
 """
 
 from __future__ import annotations
@@ -20,14 +26,20 @@ import argparse
 import os
 import resource
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
+from regnet_explore.deploy.export import export_onnx
+from regnet_explore.deploy.runtime import OnnxPointPillars, load_detector
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
-from regnet_explore.detection.timing import STAGES, stage_timer
+from regnet_explore.detection.timing import DEPLOY_STAGES, STAGES, dense_stages, stage_timer
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.runtime import tune_allocator
+from regnet_explore.weights import shipped_checkpoint
 
 DEFAULT_CONFIGS = ("regnet-400mf-fpn-nus", "regnet-1.6gf-fpn-nus", "secfpn-nus", "regnet-400mf-fpn-lyft-range100")
 
@@ -147,6 +159,57 @@ def bench_config(name: str, device: torch.device, repeats: int, cloud: torch.Ten
             "boxes": boxes, "gflops": cx["flops"] / 1e9}
 
 
+def variant_model(variant: str, name: str, device: torch.device, onnx_dirs: dict[str, Path]):
+    """``backend:precision`` -> a detector with the shipped weights where they exist (so that int8 runs the
+    graph calibrated for them); ``compile:<precision>`` is torch with the dense part under torch.compile."""
+    backend, precision = variant.split(":")
+    checkpoint = shipped_checkpoint(name)
+    if backend == "onnx":
+        if name not in onnx_dirs:
+            onnx_dirs[name] = Path(tempfile.mkdtemp(prefix="onnx-"))
+            export_onnx(PointPillars.from_config(name, checkpoint=checkpoint), onnx_dirs[name], checkpoint)
+        return OnnxPointPillars(onnx_dirs[name], device, precision, config=name)
+    return load_detector(name, checkpoint, device, "torch", precision, compile=backend == "compile")
+
+
+def bench_variants(name: str, device: torch.device, repeats: int, cloud: torch.Tensor, variants: list[str],
+                   onnx_dirs: dict[str, Path]) -> list[dict]:
+    """Per variant the best time per stage (:data:`DEPLOY_STAGES`) and in total, over ``repeats`` frames."""
+    rows = []
+    cloud = cloud.to(device)
+    for variant in variants:
+        try:
+            model = variant_model(variant, name, device, onnx_dirs)
+        except RegNetExploreError as e:
+            print(f"  {variant}: skipped ({e})")
+            continue
+        start = time.perf_counter()
+        model.predict(cloud)  # warm-up (and compilation)
+        warm = time.perf_counter() - start
+        runs = []
+        for _ in range(repeats):
+            with stage_timer(model) as t:
+                model.predict(cloud)
+            runs.append(dense_stages(t))
+        stage = {k: min(r[k] for r in runs) for k in DEPLOY_STAGES}
+        total = min(sum(r.values()) for r in runs)
+        rows.append({"variant": variant, "stage": stage, "total": total, "first_s": warm})
+    return rows
+
+
+def report_variants(name: str, rows: list[dict]) -> None:
+    base = rows[0]
+    print(f"\n== {name}: backends and precisions (best of the repeats; ratios against {base['variant']} eager, "
+          f"same run)")
+    print(f"  {'variant':14s}" + "".join(f"{k:>10s}" for k in DEPLOY_STAGES)
+          + f"{'total':>9s}{'frames/s':>10s}{'dense x':>9s}{'total x':>9s}{'first':>8s}")
+    for r in rows:
+        s = r["stage"]
+        print(f"  {r['variant']:14s}" + "".join(f"{1000 * s[k]:8.1f}ms" for k in DEPLOY_STAGES)
+              + f"{1000 * r['total']:7.0f}ms{1 / r['total']:10.2f}{base['stage']['dense'] / s['dense']:9.2f}"
+              + f"{base['total'] / r['total']:9.2f}{r['first_s']:7.1f}s")
+
+
 def report(r: dict, conv_gflops: float) -> None:
     s = r["stage"]
     print(f"\n== {r['config']}: {r['points']:,} points -> {r['pillars']:,} pillars; dense part {r['gflops']:.1f} "
@@ -169,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
     parser.add_argument("--device", action="append", help="cpu and/or cuda (default: cpu, plus cuda if present)")
     parser.add_argument("--points", type=int, default=300_000)
-    parser.add_argument("--quick", action="store_true", help="one config, 2 repeats, 100k points")
+    parser.add_argument("--quick", action="store_true", help="one config, 2 repeats, 100k points, torch fp32 only")
+    parser.add_argument("--variants", help="backend:precision list timed against the first (default on CPU: "
+                        "torch:fp32,torch:bf16,onnx:fp32, plus onnx:int8 with --onnx; on CUDA: torch:fp32,"
+                        "torch:fp16,onnx:fp32); compile:fp32 / compile:bf16 put the dense part under torch.compile")
+    parser.add_argument("--onnx", metavar="DIR", help="an export folder (with dense.int8.onnx for onnx:int8) of the "
+                        "first config; other configs and a missing folder are exported to a temporary one")
     parser.add_argument("--default-allocator", action="store_true",
                         help="leave glibc's malloc thresholds alone (regnet-explore tunes them, see runtime.py)")
     args = parser.parse_args(argv)
@@ -193,7 +261,19 @@ def main(argv: list[str] | None = None) -> int:
               f"(measured before each config: {', '.join(f'{c:.0f}' for c in convs)})")
         for r in results:
             report(r, conv)
+        variants = (args.variants or ("torch:fp32" if args.quick else default_variants(device, args.onnx))).split(",")
+        if len(variants) > 1:
+            onnx_dirs = {names[0]: Path(args.onnx)} if args.onnx else {}
+            for name in names:
+                report_variants(name, bench_variants(name, device, args.repeats, cloud, variants, onnx_dirs))
     return 0
+
+
+def default_variants(device: torch.device, onnx_dir: str | None) -> str:
+    if device.type == "cuda":
+        return "torch:fp32,torch:fp16,onnx:fp32"
+    int8 = onnx_dir is not None and (Path(onnx_dir) / "dense.int8.onnx").is_file()
+    return "torch:fp32,torch:bf16,onnx:fp32" + (",onnx:int8" if int8 else "")
 
 
 if __name__ == "__main__":

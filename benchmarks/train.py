@@ -41,7 +41,7 @@ def time_steps(name: str, crop: float | None, batch: int, steps: int) -> dict[st
     data = TrainingSet(open_dataset(full.dataset, root, None, split, sweeps=10), full, 0, AugmentConfig())
     torch.manual_seed(0)
     model = PointPillars(full).train()
-    model.mixed_precision = False
+    model.set_precision("fp32")
     optimizer = make_optimizer(model, ScheduleConfig(), 1e-3)
     head, loss_cfg = model.pts_bbox_head, LossConfig(code_weights=LossConfig().code_weights[: full.code_size])
     rows = []

@@ -18,6 +18,7 @@ from regnet_explore.runtime import tune_allocator
 COMMAND_MODULES = (
     "regnet_explore.regnet.commands",
     "regnet_explore.detection.commands",
+    "regnet_explore.deploy.commands",
     "regnet_explore.data.commands",
     "regnet_explore.evaluation.commands",
     "regnet_explore.train.commands",

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +114,40 @@ def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """Write ``obj`` as JSON to ``path`` atomically."""
     return write_text_atomic(json.dumps(obj), path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, marker: str) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; on success its files are flushed to disk and it replaces
+    ``path`` whole (an earlier folder of the same kind, recognised by its ``marker`` file, is removed after).
+
+    ``path`` may not be a file or a non-empty folder without ``marker``: nothing of the user's is overwritten. On
+    any error the temporary folder goes and ``path`` is left as it was.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RegNetExploreError(f"{path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / marker).is_file():
+        raise RegNetExploreError(f"{path}: a non-empty folder without {marker}; choose a new or empty folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the folder the usual permissions
+    old = None
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

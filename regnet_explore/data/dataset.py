@@ -272,6 +272,11 @@ class LyftData(DetectionData):
         return category if category in LYFT_CLASSES else None
 
 
+def training_split(fmt: str, version: str) -> str:
+    """The split a detector trains on by default: ``mini_train`` / ``train`` (nuScenes), ``train`` (Lyft)."""
+    return NUSCENES_SPLITS[version][0] if fmt == "nuscenes" else "train"
+
+
 def validation_split(fmt: str, version: str) -> str:
     """The split a detector is scored on by default: ``mini_val`` / ``val`` (nuScenes), ``val`` (Lyft)."""
     return NUSCENES_SPLITS[version][-1] if fmt == "nuscenes" else "val"

@@ -12,6 +12,7 @@ import torch
 
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.data.points import load_points_bin
+from regnet_explore.deploy.runtime import load_detector
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.detection.checkpoint import export_weights
 from regnet_explore.detection.configs import (
@@ -55,6 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--load-dim", type=int, default=5, help="values per point in the file (default 5: nuScenes/Lyft)")
     p.add_argument("--out", help="write predictions as JSON here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                   help="torch (default) or the ONNX graphs of --onnx DIR run by onnxruntime (the deploy extra)")
+    p.add_argument("--onnx", metavar="DIR", help="with --backend onnx: a folder made by `regnet-explore export-onnx`")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16", "int8"), default="auto",
+                   help="arithmetic of the dense part: auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16 on "
+                        "torch; fp32 or int8 (the folder's dense.int8.onnx) on onnx")
+    p.add_argument("--compile", action="store_true",
+                   help="torch backend: the dense part under torch.compile (worth it with bf16 on CPU; the first "
+                        "frame compiles, ~15 s)")
     p.add_argument("--score-thr", type=float, help="override the config's score threshold (0.05)")
     p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
                    help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
@@ -107,10 +117,11 @@ def run_infer(args: argparse.Namespace) -> int:
         points = key_frame_points(load_points_bin(args.points, args.load_dim), args.points)
         source = {"points_file": os.fspath(args.points)}
     legacy = {"auto": None, "yes": True, "no": False}[args.legacy]
-    model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, device=_device(args.device), legacy=legacy)
+    model = load_detector(cfg, args.checkpoint, _device(args.device), args.backend, args.precision, args.onnx, legacy,
+                          compile=args.compile)
     det = model.predict(points, score_thr=args.score_thr)
-    payload = {"config": cfg.name, **source, "checkpoint": args.checkpoint,
-               "legacy": model.legacy, "num_points": len(points),
+    payload = {"config": cfg.name, **source, "checkpoint": args.checkpoint, "backend": args.backend,
+               "precision": args.precision, "legacy": model.legacy, "num_points": len(points),
                "box_format": ["x", "y", "z_bottom", "l", "w", "h", "yaw"] + (["vx", "vy"] if cfg.code_size == 9
                                                                             else []),
                **det.to_dict()}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from regnet_explore.errors import RegNetExploreError
 
@@ -98,3 +99,21 @@ class Detections:
         """JSON-ready lists."""
         return {"boxes": self.boxes.detach().cpu().tolist(), "scores": self.scores.detach().cpu().tolist(),
                 "labels": self.labels.detach().cpu().tolist(), "names": self.names}
+
+
+def match(reference: Detections, other: Detections, rtol: float = 1e-3) -> np.ndarray:
+    """Per box of ``other``, whether it agrees with a box of ``reference`` of the same class in every box field
+    and the score within ``rtol`` (relative; absolute for values under 1 in magnitude, such as yaw, velocities and
+    scores near 0); each reference box is matched once (an optimal assignment)."""
+    a, b = reference.cpu().numpy(), other.cpu().numpy()
+    ref = np.concatenate([a["boxes"], a["scores"][:, None]], 1)
+    new = np.concatenate([b["boxes"], b["scores"][:, None]], 1)
+    if not len(ref) or not len(new):
+        return np.zeros(len(new), dtype=bool)
+    deviation = np.abs(new[:, None] - ref[None]) / np.maximum(np.abs(ref[None]), 1.0)  # (K_other, K_ref, fields)
+    cost = deviation.max(-1)
+    cost[b["labels"][:, None] != a["labels"][None]] = np.inf
+    rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e9))
+    matched = np.zeros(len(new), dtype=bool)
+    matched[rows] = cost[rows, cols] <= rtol
+    return matched

@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from regnet_explore.errors import RegNetExploreError
 
 PointsLike = np.ndarray | torch.Tensor | Sequence[np.ndarray | torch.Tensor]
 HeadOutputs = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """``module`` in eval mode with every BatchNorm folded into the conv before it (BN -> Identity), in place.
@@ -70,7 +74,7 @@ class PointPillars(nn.Module):
                                         dir_offset=None if legacy else cfg.dir_offset,
                                         dir_limit_offset=cfg.dir_limit_offset, legacy=legacy)
         self.memory_format = torch.contiguous_format
-        self.mixed_precision = True  # fp16 autocast of the dense part on CUDA
+        self.precision: Precision = "auto"  # of the dense part; see set_precision
         self.fused = False
 
     # --- the data path, in order ----------------------------------------------------------------------------
@@ -104,20 +108,22 @@ class PointPillars(nn.Module):
         One cloud gives one :class:`Detections`, a list gives a list. Runs in eval mode on the model's device;
         ``score_thr`` replaces the config's test threshold.
         """
-        single = isinstance(points, np.ndarray | torch.Tensor)
-        clouds = [as_cloud(p, self.cfg.point_dims, self.device, i) for i, p in
-                  enumerate([points] if single else points)]
+        single, clouds = as_clouds(points, self.cfg.point_dims, self.device)
         if not clouds:
             return []
         was_training = self.training
         self.eval()
         try:
-            cls, reg, dirs = self(clouds)
+            outs = self(clouds)
         finally:
             self.train(was_training)
-        test_cfg = self.cfg.test_cfg if score_thr is None else replace(self.cfg.test_cfg, score_thr=score_thr)
-        dets = self.pts_bbox_head.decode(cls, reg, dirs, test_cfg, self.cfg.class_names)  # rotated NMS per class
+        dets = self.decode(outs, score_thr)
         return dets[0] if single else dets
+
+    def decode(self, outs: HeadOutputs, score_thr: float | None = None) -> list[Detections]:
+        """Per cloud the boxes of the head outputs (rotated NMS per class); ``score_thr`` replaces the config's."""
+        test_cfg = self.cfg.test_cfg if score_thr is None else replace(self.cfg.test_cfg, score_thr=score_thr)
+        return self.pts_bbox_head.decode(*outs, test_cfg, self.cfg.class_names)
 
     # --- construction and inference form ----------------------------------------------------------------------
 
@@ -186,15 +192,32 @@ class PointPillars(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def set_precision(self, precision: Precision) -> PointPillars:
+        """The dense part's arithmetic: ``auto`` (fp16 autocast on CUDA, fp32 on CPU: the default), ``fp32``,
+        ``bf16`` (autocast; oneDNN's AVX512-BF16 / AMX kernels on CPU) or ``fp16`` (autocast, CUDA). Voxelization,
+        the pillar encoder and decoding stay float32. int8 runs on the ONNX backend (:mod:`regnet_explore.deploy`)."""
+        if precision not in PRECISIONS:
+            hint = "; int8 runs on the ONNX backend (--backend onnx)" if precision == "int8" else ""
+            raise RegNetExploreError(f"precision {precision!r}: the torch backend runs {', '.join(PRECISIONS)}{hint}")
+        self.precision = precision
+        return self
+
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if device.type == "cuda" and self.mixed_precision:
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        dtype = AUTOCAST[self.precision if self.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
 
     def complexity(self, height: int | None = None, width: int | None = None) -> dict[str, int]:
         """FLOPs (multiply-adds, pycls rules) and params of the dense part on the (ny, nx) BEV image, in total and
         per stage (``backbone_flops``, ``neck_flops``, ``head_flops``); see :func:`detector_complexity`."""
         return detector_complexity(self.cfg, height, width)
+
+
+def as_clouds(points: PointsLike, dims: int, device: torch.device) -> tuple[bool, list[torch.Tensor]]:
+    """(whether ``points`` is one cloud, the clouds as float32 (N, dims) tensors on ``device``)."""
+    single = isinstance(points, np.ndarray | torch.Tensor)
+    return single, [as_cloud(p, dims, device, i) for i, p in enumerate([points] if single else points)]
 
 
 def as_cloud(points: np.ndarray | torch.Tensor, dims: int, device: torch.device, index: int = 0) -> torch.Tensor:

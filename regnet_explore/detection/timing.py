@@ -17,6 +17,7 @@ import torch
 from regnet_explore.detection.detector import PointPillars
 
 STAGES = ("voxelize", "encoder", "scatter", "backbone", "neck", "head", "decode")
+DEPLOY_STAGES = ("voxelize", "encoder", "scatter", "dense", "decode")  # dense = backbone + neck + head
 
 
 def _sync(device: torch.device) -> None:
@@ -36,19 +37,40 @@ def _timed(call: Callable, name: str, timings: dict[str, float], device: torch.d
     return run
 
 
+def dense_stages(timings: dict[str, float]) -> dict[str, float]:
+    """Timings by :data:`DEPLOY_STAGES`: a torch model's backbone, neck and head summed into ``dense``."""
+    if "dense" in timings:
+        return dict(timings)
+    rest = {k: v for k, v in timings.items() if k not in ("backbone", "neck", "head")}
+    return {**rest, "dense": timings["backbone"] + timings["neck"] + timings["head"]}
+
+
 @contextlib.contextmanager
-def stage_timer(model: PointPillars) -> Iterator[dict[str, float]]:
-    """Seconds per stage (keys :data:`STAGES`) of everything ``model`` runs inside the block."""
-    timings = dict.fromkeys(STAGES, 0.0)
-    targets = {"voxelize": (model, "voxelize"), "encoder": (model.pts_voxel_encoder, "forward"),
-               "scatter": (model.pts_middle_encoder, "forward"), "backbone": (model.pts_backbone, "forward"),
-               "neck": (model.pts_neck, "forward"), "head": (model.pts_bbox_head, "forward"),
-               "decode": (model.pts_bbox_head, "decode")}
+def stage_timer(model) -> Iterator[dict[str, float]]:
+    """Seconds per stage of everything ``model`` runs inside the block: keys :data:`STAGES` for a
+    :class:`PointPillars`, :data:`DEPLOY_STAGES` for an ``OnnxPointPillars`` (whose dense part is one graph)."""
+    if isinstance(model, PointPillars):
+        targets = {"voxelize": (model, "voxelize"), "encoder": (model.pts_voxel_encoder, "forward"),
+                   "scatter": (model.pts_middle_encoder, "forward"), "backbone": (model.pts_backbone, "forward"),
+                   "neck": (model.pts_neck, "forward"), "head": (model.pts_bbox_head, "forward"),
+                   "decode": (model.pts_bbox_head, "decode")}
+    else:
+        targets = {"voxelize": (model, "voxelize"), "encoder": (model, "encode"), "scatter": (model, "scatter"),
+                   "dense": (model, "dense"), "decode": (model, "decode")}
+    timings = dict.fromkeys(targets, 0.0)
     device = model.device
+    # an instance may hold its own attribute (torch.compile's OptimizedModule sets ``forward`` per instance)
+    saved = [(obj, attr, obj.__dict__.get(attr, _CLASS)) for obj, attr in targets.values()]
     for name, (obj, attr) in targets.items():
         setattr(obj, attr, _timed(getattr(obj, attr), name, timings, device))
     try:
         yield timings
     finally:
-        for obj, attr in targets.values():
-            delattr(obj, attr)  # the instance attribute goes; the class's method is back
+        for obj, attr, own in saved:
+            if own is _CLASS:
+                delattr(obj, attr)  # the instance attribute goes; the class's method is back
+            else:
+                setattr(obj, attr, own)
+
+
+_CLASS = object()

@@ -54,7 +54,12 @@ def evaluate_model(model: PointPillars, data: DetectionData, output_dir: str | P
     model's boxes rather than an empty submission, which nuScenes' DetectionEval cannot evaluate).
     ``class_range`` (m, nuScenes) limits the evaluated boxes to that distance, for a model on a cropped range.
     """
-    detections = predict_split(model, data, score_thr)
+    return score_detections(data, predict_split(model, data, score_thr), output_dir, class_range)
+
+
+def score_detections(data: DetectionData, detections: dict[str, Detections], output_dir: str | Path,
+                     class_range: float | None = None) -> dict:
+    """The official metric of ``data``'s dataset for detections of its samples (see :func:`evaluate_model`)."""
     if isinstance(data, LyftData):
         return evaluate_lyft(data, detections)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
@@ -68,4 +73,4 @@ def flat_metrics(metrics: dict) -> dict:
     return {k: v for k, v in flat.items() if math.isfinite(v)}
 
 
-__all__ = ["evaluate_model", "flat_metrics", "label_map", "predict_split"]
+__all__ = ["evaluate_model", "flat_metrics", "label_map", "predict_split", "score_detections"]

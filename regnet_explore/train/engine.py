@@ -28,6 +28,7 @@ from regnet_explore.data.dataset import (
     NUSCENES_VERSIONS,
     DetectionData,
     open_dataset,
+    training_split,
     validation_split,
 )
 from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_checkpoint, save_checkpoint
@@ -201,12 +202,10 @@ def _default_data(cfg: DetectorConfig, train: TrainConfig) -> tuple[str, str | N
 def default_splits(cfg: DetectorConfig, train: TrainConfig, root: str,
                    version: str | None) -> tuple[str | None, str | None]:
     """(train, val) split names: the config's dataset defaults unless the run names them."""
-    if cfg.dataset == "nuscenes":
-        if version is None:  # as open_dataset picks it: the first version folder present
-            version = next((v for v in NUSCENES_VERSIONS if (Path(root) / v).is_dir()), "v1.0-mini")
-        return (train.train_split or ("mini_train" if version.endswith("mini") else "train"),
-                train.val_split or validation_split(cfg.dataset, version))
-    return train.train_split or "train", train.val_split or validation_split(cfg.dataset, version)
+    if cfg.dataset == "nuscenes" and version is None:  # as open_dataset picks it: the first version folder present
+        version = next((v for v in NUSCENES_VERSIONS if (Path(root) / v).is_dir()), "v1.0-mini")
+    return (train.train_split or training_split(cfg.dataset, version),
+            train.val_split or validation_split(cfg.dataset, version))
 
 
 def _autocast(device: torch.device, amp: str):
@@ -248,7 +247,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
 
     torch.manual_seed(tc.seed)
     model = PointPillars(det_cfg).to(device)
-    model.mixed_precision = False  # the detector's inference autocast; training follows tc.amp (with loss scaling)
+    model.set_precision("fp32")  # the detector's inference autocast; training follows tc.amp (with loss scaling)
     if env.distributed:
         model = convert_batchnorm(model).to(device)
     model.train()

@@ -1,0 +1,49 @@
+"""``regnet-explore export-onnx``: a config and its weights -> the ONNX export folder (and its int8 graph)."""
+
+from __future__ import annotations
+
+import argparse
+
+from regnet_explore.deploy.export import export_onnx
+from regnet_explore.deploy.quantize import format_sensitivity, quantize_export
+from regnet_explore.detection.configs import get_config
+from regnet_explore.detection.detector import PointPillars
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export-onnx", help="export a detector as two ONNX graphs (pillar encoder, dense part), optionally int8",
+        description="Write encoder.onnx (pillars -> features), dense.onnx (BEV canvas -> head outputs) and "
+                    "deploy.json to OUT; with --int8 also dense.int8.onnx, calibrated on synthetic training "
+                    "frames. Run them with `regnet-explore infer CONFIG --backend onnx --onnx OUT`. Needs the "
+                    "deploy extra (onnx, onnxruntime).")
+    p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
+    p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
+    p.add_argument("--out", required=True, help="folder to write (replaced whole if it holds an earlier export)")
+    p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
+                   help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
+    p.add_argument("--int8", action="store_true", help="also write the int8 dense graph (dense.int8.onnx)")
+    p.add_argument("--keep-fp32", default="auto", metavar="auto|none|NODE,...",
+                   help="with --int8: convolutions kept in float32: auto (default: the per-layer sensitivity pass "
+                        "chooses), none, or Conv node names")
+    p.add_argument("--max-error", type=float, default=0.05,
+                   help="with --int8 and auto: output error bound of the int8 graph (default 0.05)")
+    p.add_argument("--calibration-frames", type=int, default=16,
+                   help="with --int8: training key frames to calibrate on (default 16)")
+    p.add_argument("--data", help="with --int8: dataset root for calibration (default: the synthetic set)")
+    p.set_defaults(func=run_export_onnx)
+
+
+def run_export_onnx(args: argparse.Namespace) -> int:
+    cfg = get_config(args.config)
+    legacy = {"auto": None, "yes": True, "no": False}[args.legacy]
+    model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, legacy=legacy)
+    out = export_onnx(model, args.out, checkpoint=args.checkpoint)
+    print(f"{out}: encoder.onnx, dense.onnx, deploy.json ({cfg.name})")
+    if args.int8:
+        keep = {"auto": None, "none": []}.get(args.keep_fp32, args.keep_fp32.split(",") if args.keep_fp32 else [])
+        entry = quantize_export(out, model, calibration_frames=args.calibration_frames, max_error=args.max_error,
+                                keep_fp32=keep, dataroot=args.data)
+        print(format_sensitivity(entry))
+        print(f"{out}: dense.int8.onnx ({len(entry['keep_fp32'])} convolutions kept in float32)")
+    return 0

@@ -1,0 +1,236 @@
+"""ONNX export and runtime, lower precision, and the prepared GPU check (regnet_explore.deploy)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from regnet_explore.cli import main
+from regnet_explore.data.dataset import open_dataset
+from regnet_explore.data.points import load_points_bin
+from regnet_explore.deploy import export as export_module
+from regnet_explore.deploy.export import DENSE, MANIFEST, export_onnx, read_manifest, require
+from regnet_explore.deploy.quantize import conv_layers, format_sensitivity, quantize_export
+from regnet_explore.deploy.runtime import OnnxPointPillars, load_detector
+from regnet_explore.detection.commands import key_frame_points
+from regnet_explore.detection.detections import match
+from regnet_explore.detection.detector import PointPillars, as_clouds
+from regnet_explore.detection.pillar_encoder import real_slots
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.predict import flat_metrics, predict_split, score_detections
+from regnet_explore.synthetic import ensure_default_dataset
+from regnet_explore.weights import shipped_checkpoint
+
+from .helpers import REPO, SHARED
+
+pytest.importorskip("onnxruntime")
+NAME = "regnet-400mf-fpn-nus"
+REAL_FRAME = (SHARED / "data" / "nuscenes-demo-frame"
+              / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> PointPillars:
+    return PointPillars.from_config(NAME, checkpoint=shipped_checkpoint(NAME))
+
+
+@pytest.fixture(scope="module")
+def exported(shipped, tmp_path_factory):
+    return export_onnx(shipped, tmp_path_factory.mktemp("onnx") / "nus", checkpoint=shipped_checkpoint(NAME))
+
+
+def frames() -> list[tuple[str, np.ndarray]]:
+    """The real nuScenes frame (one sweep) and every frame of the synthetic mini_val split (10 sweeps)."""
+    data = open_dataset("nuscenes", ensure_default_dataset("nuscenes"), split="mini_val")
+    out = [(t, data.sample(t).network_points()) for t in data.tokens]
+    if REAL_FRAME.is_file():
+        out.insert(0, ("real", key_frame_points(load_points_bin(REAL_FRAME, 5), str(REAL_FRAME))))
+    return out
+
+
+def test_onnx_runtime_gives_the_torch_boxes(shipped, exported):
+    """Head outputs equal to float rounding on every frame; the same number of boxes; every box scoring 0.2 or more
+    matched within 1e-3; over all boxes (down to the 0.05 threshold) ONNX agrees with torch at least as well as
+    torch agrees with itself once its BatchNorm is folded: the low-score tail is a cluster of near-tied boxes whose
+    NMS outcome any float rounding reorders."""
+    onnx = OnnxPointPillars(exported, config=NAME)
+    unfused = PointPillars.from_config(NAME, checkpoint=shipped_checkpoint(NAME), fuse=False)
+    all_onnx, all_self = [], []
+    for token, points in frames():
+        _, clouds = as_clouds(points, 4, torch.device("cpu"))
+        with torch.no_grad():
+            want, got = shipped(clouds), onnx(clouds)
+        for a, b in zip(sum(want, []), sum(got, []), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m, t=token: f"{t}: {m}")
+        ref, dets, own = shipped.predict(points), onnx.predict(points), unfused.predict(points)
+        assert len(dets) == len(ref), token
+        strong = match(ref.above(0.2), dets.above(0.2))
+        assert strong.mean() >= 0.99, (token, strong.mean())
+        all_onnx.append(match(ref, dets))
+        all_self.append(match(ref, own))
+    onnx_rate, self_rate = np.concatenate(all_onnx).mean(), np.concatenate(all_self).mean()
+    assert onnx_rate >= self_rate - 0.02, (onnx_rate, self_rate)
+
+
+def test_manifest_and_folder_checks(exported, tmp_path):
+    manifest = read_manifest(exported, NAME)
+    assert manifest["config"] == "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
+    assert manifest["outputs"] == [f"{k}_{i}" for k in ("cls", "reg", "dir") for i in range(3)]
+    assert manifest["checkpoint"] == str(shipped_checkpoint(NAME)) and len(manifest["checkpoint_sha256"]) == 64
+    with pytest.raises(RegNetExploreError, match="exported from .*nus-3d, not .*secfpn"):
+        read_manifest(exported, "secfpn-nus")
+    with pytest.raises(RegNetExploreError, match="not an ONNX export folder"):
+        read_manifest(tmp_path)
+    with pytest.raises(RegNetExploreError, match="no dense.int8.onnx"):
+        OnnxPointPillars(exported, precision="int8")
+    with pytest.raises(RegNetExploreError, match="bf16 runs on the torch backend"):
+        OnnxPointPillars(exported, precision="bf16")
+    with pytest.raises(RegNetExploreError, match="int8 runs on the ONNX backend"):
+        load_detector(NAME, precision="int8")
+    with pytest.raises(RegNetExploreError, match="needs --onnx DIR"):
+        load_detector(NAME, backend="onnx")
+
+
+def test_cli_infer_onnx_and_its_errors(exported, tmp_path, capsys):
+    out = tmp_path / "preds.json"
+    args = ["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(exported)]
+    if not REAL_FRAME.is_file():
+        pytest.skip("../shared is not beside the repository")
+    assert main([*args, "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["backend"] == "onnx" and len(payload["scores"]) > 0
+    capsys.readouterr()
+    cases = [([*args[:1], "secfpn-nus", *args[2:]], "exported from .*, not .*secfpn"),
+             ([*args, "--checkpoint", str(REPO / "pyproject.toml")], "exported from .*, not from .*pyproject.toml"),
+             ([*args, "--precision", "int8"], "no dense.int8.onnx"),
+             (["infer", NAME, "--points", str(REAL_FRAME), "--precision", "int8"], "int8 runs on the ONNX backend"),
+             (["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(tmp_path)],
+              "not an ONNX export folder")]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("regnet-explore infer: error:"), err
+        assert __import__("re").search(message, err), (message, err)
+
+
+def test_export_is_whole_or_nothing(shipped, exported, tmp_path, monkeypatch, capsys):
+    # a folder of the user's is never overwritten
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["export-onnx", NAME, "--out", str(mine)]) == 2
+    assert "without deploy.json" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep"
+    # an export that fails half-way leaves the earlier export as it was and no temporary folder
+    target = tmp_path / "again"
+    export_onnx(shipped, target)
+    before = (target / DENSE).read_bytes()
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    real = torch.onnx.export
+    monkeypatch.setattr(torch.onnx, "export", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_onnx(shipped, target)
+    assert (target / DENSE).read_bytes() == before and json.loads((target / MANIFEST).read_text())["checkpoint"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again", "mine"]
+
+
+def test_without_onnxruntime_it_says_what_to_install(exported, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(RegNetExploreError, match=r"pip install 'regnet_explore\[deploy\]'"):
+        require("onnxruntime")
+    if REAL_FRAME.is_file():
+        assert main(["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(exported)]) == 2
+        assert "onnxruntime is not installed" in capsys.readouterr().err
+    # the torch backend keeps working
+    assert isinstance(load_detector(NAME), PointPillars)
+    assert export_module.require("json") is json
+
+
+def test_bf16_keeps_the_strong_boxes(shipped):
+    """bf16 autocast of the dense part moves scores by about 1e-3: the confident boxes stay (the metric is checked
+    on the whole split by benchmarks/precision_accuracy.py)."""
+    bf16 = PointPillars.from_config(NAME, checkpoint=shipped_checkpoint(NAME)).set_precision("bf16")
+    for token, points in frames()[:3]:
+        ref, dets = shipped.predict(points).above(0.3), bf16.predict(points).above(0.3)
+        assert abs(len(ref) - len(dets)) <= 1, token
+        # every confident fp32 box has a bf16 box of its class within 0.25 m whose score is within 0.03
+        dist = torch.cdist(ref.boxes[:, :2], dets.boxes[:, :2])
+        same = (ref.labels[:, None] == dets.labels[None]) & ((ref.scores[:, None] - dets.scores[None]).abs() < 0.03)
+        found = (torch.where(same, dist, torch.inf).amin(1) < 0.25).float().mean()
+        assert found >= 0.9, (token, found)
+    with pytest.raises(RegNetExploreError, match="precision 'fp64'"):
+        bf16.set_precision("fp64")
+
+
+def test_gpu_check_script_parses_and_skips_without_cuda(tmp_path):
+    script = REPO / "benchmarks" / "gpu_check.sh"
+    py = sys.executable
+
+    def run(*args):
+        return subprocess.run(["bash", str(script), "--python", py, *args], capture_output=True, text=True,
+                              timeout=120)
+
+    dry = run("--dry-run")
+    assert dry.returncode == 0 and [line.split(":")[0] for line in dry.stdout.splitlines()] == [
+        "tests", "inference", "train-amp"]
+    assert "-m cuda" in dry.stdout and "--device cuda" in dry.stdout and "--amp fp16" in dry.stdout
+    bad = run("--budget", "soon")
+    assert bad.returncode == 2 and "not a whole number" in bad.stderr
+    assert run("--frobnicate").returncode == 2
+    if not torch.cuda.is_available():
+        skipped = run("--out", str(tmp_path / "gpu"))
+        assert skipped.returncode == 0 and "no CUDA device here" in skipped.stdout
+        assert not (tmp_path / "gpu").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_fastest_cpu_configuration_keeps_the_metric(shipped, tmp_path):
+    """compile:bf16 (the fastest configuration in benchmarks/inference.py) against fp32 on the synthetic mini_val
+    split (8 frames) through the devkit: mAP within 0.01, car AP within 0.02."""
+    data = open_dataset("nuscenes", ensure_default_dataset("nuscenes"), split="mini_val")
+    fast = load_detector(NAME, shipped_checkpoint(NAME), precision="bf16", compile=True)
+    ref = flat_metrics(score_detections(data, predict_split(shipped, data), tmp_path / "fp32"))
+    got = flat_metrics(score_detections(data, predict_split(fast, data), tmp_path / "bf16"))
+    assert abs(got["mAP"] - ref["mAP"]) <= 0.01 and abs(got["AP_car"] - ref["AP_car"]) <= 0.02, (ref, got)
+
+
+def test_int8_graph_with_chosen_layers_kept_fp32(shipped, exported, tmp_path):
+    """The int8 pipeline end to end on a small scale: calibration, the per-layer pass over a handful of layers, the
+    greedy choice meeting its output-error bound, the manifest entry, and the int8 runtime's boxes."""
+    import shutil as sh
+
+    folder = tmp_path / "int8"
+    sh.copytree(exported, folder)
+    layers = conv_layers(folder / DENSE)
+    entry = quantize_export(folder, shipped, calibration_frames=2, eval_frames=1, max_error=0.2, layers=layers[:4])
+    assert [r["layer"] for r in entry["sensitivity"]] == layers[:4]
+    assert max(entry["error"].values()) <= 0.2 or len(entry["keep_fp32"]) == 4
+    assert set(entry["keep_fp32"]) <= set(layers[:4])
+    assert read_manifest(folder)["int8"]["keep_fp32"] == entry["keep_fp32"]
+    assert "kept fp32" in format_sensitivity(entry)
+    int8 = OnnxPointPillars(folder, precision="int8", config=NAME)
+    points = frames()[1][1]
+    assert len(int8.predict(points)) == len(shipped.predict(points))
+    with pytest.raises(RegNetExploreError, match="no Conv node named nope"):
+        quantize_export(folder, shipped, calibration_frames=1, eval_frames=1, keep_fp32=["nope"])
+
+
+def test_export_path_of_the_pillar_slots_equals_the_fast_path():
+    counts = torch.randint(1, 21, (500,), generator=torch.Generator().manual_seed(0))
+    fast, export = real_slots(counts, 20, exportable=False), real_slots(counts, 20, exportable=True)
+    assert all(torch.equal(a, b) for a, b in zip(fast, export, strict=True))
+    assert len(fast[0]) == int(counts.sum())
