@@ -128,7 +128,8 @@ def test_export_is_whole_or_nothing(shipped, exported, tmp_path, monkeypatch, ca
     assert "without deploy.json" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep"
     # an export that fails half-way leaves the earlier export as it was and no temporary folder
     target = tmp_path / "again"
-    export_onnx(shipped, target)
+    assert main(["export-onnx", NAME, "--out", str(target)]) == 0  # random weights
+    assert read_manifest(target, NAME)["checkpoint"] is None
     before = (target / DENSE).read_bytes()
     calls = []
 
