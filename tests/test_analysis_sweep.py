@@ -297,3 +297,20 @@ def test_val_synthetic_scores_on_the_other_sets_validation_split(tmp_path):
     assert row["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
     with pytest.raises(RegNetExploreError, match="not both"):
         normalize(SweepConfig(**TINY, data="/d", val_synthetic=(4, 3)))
+
+
+def test_sweep_report_compares_two_spaces_and_the_shipped_study(capsys):
+    from regnet_explore.analysis.edf import ks_test
+    from regnet_explore.analysis.shipped import RESULTS_DIR
+
+    assert main(["sweep-report", "--shipped"]) == 0
+    shipped = capsys.readouterr().out
+    errors = {s: load_results(RESULTS_DIR / s)["error"].to_numpy() for s in ("regnetx", "anynetxa")}
+    ks = ks_test(errors["regnetx"], errors["anynetxa"])
+    assert f"KS: D = {ks.statistic:.3f}, p = {ks.pvalue:.3g}" in shipped
+    assert f"regnetx: {len(errors['regnetx'])} models" in shipped and "verdict:" in shipped
+    assert "complexity-normalised (5 FLOPs bins): D = " in shipped
+    assert main(["sweep-report", str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]) == 0
+    assert capsys.readouterr().out == shipped
+    assert main(["sweep-report"]) == 2
+    assert "one sweep directory, two to compare, or --shipped" in capsys.readouterr().err

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from regnet_explore.analysis.edf import compare_spaces, matched_weights
 from regnet_explore.analysis.sampling import SPACES
+from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -154,8 +156,40 @@ def report(out: str | Path) -> str:
     return "\n".join(lines)
 
 
+THRESHOLDS = (0.40, 0.45, 0.50)
+
+
+def compare_report(tables: dict[str, pd.DataFrame], bins: int = 5) -> str:
+    """Two sweeps' finished models compared as the paper does: per space the count, median and the share of models
+    under a few error thresholds, the KS test, and the same test on complexity-normalised EDFs (FLOPs bins)."""
+    errors = {name: t["error"].to_numpy() for name, t in tables.items()}
+    plain = compare_spaces(errors, thresholds=THRESHOLDS)
+    lines = ["comparison:"]
+    for name, s in plain.summaries.items():
+        shares = ", ".join(f"{s[f'frac_le_{t:g}']:.0%} <= {t:g}" for t in THRESHOLDS)
+        lines.append(f"  {name}: {int(s['n'])} models, error best {s['min']:.4f}, q25 {s['q25']:.4f}, median "
+                     f"{s['median']:.4f}; {shares}")
+    lines.append(f"  KS: D = {plain.ks.statistic:.3f}, p = {plain.ks.pvalue:.3g}")
+    try:
+        weights = matched_weights({name: t["flops"].to_numpy() for name, t in tables.items()}, bins=bins)
+        norm = compare_spaces(errors, weights=weights)
+        lines.append(f"  complexity-normalised ({bins} FLOPs bins): D = {norm.ks.statistic:.3f}, p = "
+                     f"{norm.ks.pvalue:.3g} (effective sizes {norm.ks.n_a:.0f} and {norm.ks.n_b:.0f})")
+    except RegNetExploreError as e:
+        lines.append(f"  complexity-normalised: not computed ({e})")
+    lines.append(f"  verdict: {plain.verdict}")
+    return "\n".join(lines)
+
+
 def run_report_command(args: argparse.Namespace) -> int:
-    print(report(args.out))
+    outs = [RESULTS_DIR / name for name in STUDY_SPACES] if args.shipped else [Path(o) for o in args.out]
+    if not outs or len(outs) > 2:
+        raise RegNetExploreError("sweep-report takes one sweep directory, two to compare, or --shipped")
+    print("\n\n".join(report(o) for o in outs))
+    if len(outs) == 2:
+        tables = {o.name: load_results(o) for o in outs}
+        if all(len(t) >= 2 for t in tables.values()):
+            print("\n" + compare_report(tables))
     return 0
 
 
@@ -216,6 +250,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     add_sweep_arguments(sub.add_parser("sweep", help="train and score models sampled from a design space"))
-    p = sub.add_parser("sweep-report", help="summary of a sweep's results table")
-    p.add_argument("out", help="sweep directory")
+    p = sub.add_parser("sweep-report", help="summary of a sweep's results table, or two compared (KS test)")
+    p.add_argument("out", nargs="*", help="one sweep directory, or two to compare")
+    p.add_argument("--shipped", action="store_true",
+                   help="the study shipped in the package (regnetx against anynetxa, analysis/results/)")
     p.set_defaults(func=run_report_command)
