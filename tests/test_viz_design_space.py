@@ -185,7 +185,7 @@ def test_explorer_starts_on_the_zoo_model(explorer):
     assert {k: s.value for k, s in explorer.sliders.items()} == {
         "depth": 22, "w0": 24, "wa": 24.48, "wm": 2.54, "group_w": 16, "bot_mul": 1.0}
     assert ys(explorer.figure.data[QUANTIZED]) == block_widths(22, 24, 24.48, 2.54).quantized.tolist()
-    assert "inside" in explorer.warning.value
+    assert "inside" in explorer.warning.value and explorer.status == "inside the RegNetX design space"
 
 
 def test_slider_change_updates_figure_in_place_and_table(explorer):
@@ -201,6 +201,7 @@ def test_slider_change_updates_figure_in_place_and_table(explorer):
     explorer.sliders["wa"].value = 8
     assert len(fig.layout.shapes) == 3
     assert "3 stages instead of 4" in explorer.warning.value
+    assert explorer.status.startswith("outside the RegNetX design space: ") and "<" not in explorer.status
     explorer.sliders["depth"].value = 40
     assert len(trace.y) == 40 and "depth 40 outside 12..28" in explorer.warning.value
 

@@ -58,9 +58,16 @@ def test_scene_figure_content(real_frame):
     assert len(pts_trace.x) == 10_000 and pts_trace.meta["total"] == len(points)
     assert "10,000 of 34,688 points" in fig.layout.title.text
     assert fig.layout.scene.aspectmode == "data"
-    # one legend entry per group and class
+    # a compact legend: one entry per class (toggling its ground truth and predictions together), and one key
+    # entry per group saying its line style and count; below the scene, the colour bar beside it
     legend = [t.name for t in fig.data if t.showlegend is not False and t.meta.get("kind") == "box"]
-    assert len(legend) == len(set(legend)) == len({(t.meta["group"], t.meta["class"]) for t in _box_traces(fig)})
+    assert sorted(legend) == sorted({t.meta["class"] for t in _box_traces(fig)})
+    assert all(t.legendgroup == t.meta["class"] for t in _box_traces(fig))
+    keys = [t for t in fig.data if t.meta.get("kind") == "key"]
+    assert [k.name for k in keys] == [f"ground truth ({len(gt_traces)}): solid",
+                                      f"predictions ({len(pred_traces)}): dashed"]
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.groupclick == "togglegroup"
+    assert fig.data[0].marker.colorbar.x >= 1.0 and fig.layout.height >= 700
 
 
 def test_scene_colour_modes_and_html(real_frame, tmp_path):
@@ -86,6 +93,16 @@ def test_bev_png(real_frame, tmp_path):
     assert len(ax.collections[1].get_paths()) == len(gt["gt_boxes"])  # footprints after the point scatter
     save_png(fig, tmp_path / "bev.png")
     assert _is_picture(tmp_path / "bev.png")
+    # the legend lies outside the data area: below the axes, overlapping neither them nor the colour bar
+    assert ax.get_legend() is None and len(fig.legends) == 1
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    legend = fig.legends[0].get_window_extent(renderer)
+    for other in fig.axes:  # the plot and its colour bar
+        box = other.get_window_extent(renderer)
+        assert not legend.overlaps(box), other
 
 
 def _as_detections(gt) -> Detections:

@@ -62,7 +62,7 @@ def test_slider_changes_figure_in_place():
     browser.score.value = 0.5
     assert len(_boxes(fig, "pred")) == int((np.linspace(0.1, 0.9, 5) >= 0.5).sum())
     browser.classes.value = ("car",)
-    assert {t.meta["class"] for t in fig.data[1:]} == {"car"}
+    assert {t.meta["class"] for t in _boxes(fig, "GT") + _boxes(fig, "pred")} == {"car"}
     browser.show_gt.value = False
     assert not _boxes(fig, "GT")
     browser.color_by.value = "intensity"
@@ -91,7 +91,7 @@ def test_class_filter_uses_the_labels_names():
     browser.classes.value = ("pedestrian",)
     fig = browser.figure
     assert len(_boxes(fig, "GT")) == 2 == len(_boxes(fig, "pred"))  # labels 1, 0, 1 of the first sample
-    assert {t.meta["class"] for t in fig.data[1:]} == {"pedestrian"}
+    assert {t.meta["class"] for t in _boxes(fig, "GT") + _boxes(fig, "pred")} == {"pedestrian"}
     assert "<b>2</b> ground-truth boxes" in browser.status.value and "TP 2" in browser.status.value
 
 

@@ -63,7 +63,8 @@ class ArchExplorer:
         self.se = widgets.Checkbox(description="SE (RegNetY)", indent=False)
         self.zoo = widgets.Dropdown(options=[CUSTOM, *ZOO], description="zoo")
         self.rounding = widgets.ToggleButtons(options=[(label, key) for key, label in ROUNDING_LABELS.items()],
-                                              value=rounding, description="rounding")
+                                              value=rounding, description="rounding",
+                                              style={"button_width": "auto"})  # labels whole, not cut at 148 px
         try:
             self.figure = go.FigureWidget(block_width_figure(params, rounding))
         except ImportError as e:  # plotly >= 6 builds FigureWidget on anywidget
@@ -72,6 +73,7 @@ class ArchExplorer:
         self.table = widgets.HTML()
         self.complexity = widgets.HTML()
         self.warning = widgets.HTML()
+        self.problems: list[str] = []  # what the warning line lists (plain text: `status`)
         self._updating = False
         self.set_params(params)
         for w in (*self.sliders.values(), self.se, self.rounding):
@@ -113,6 +115,7 @@ class ArchExplorer:
         try:
             params = self.params
         except RegNetExploreError as e:
+            self.problems = [str(e)]
             self.warning.value = f"<b style='color:#b00'>{html.escape(str(e))}</b>"
             return
         self._updating = True
@@ -125,13 +128,18 @@ class ArchExplorer:
             fill_block_width_figure(self.figure, width_profile(params, rounding))
         self.table.value = stage_table(params, rounding).to_html(index=False)
         self.complexity.value = complexity_table(params, rounding).to_html(index=False, float_format="{:.3f}".format)
-        self.warning.value = self._warning_html(params)
+        self.problems = design_space_violations(params) + (["SE on: a RegNetY, not a RegNetX"] if params.se_ratio
+                                                            else [])
+        self.warning.value = self._warning_html(self.problems)
+
+    @property
+    def status(self) -> str:
+        """The warning line as plain text (the widget shows it as HTML)."""
+        return "outside the RegNetX design space: " + "; ".join(self.problems) if self.problems else \
+            "inside the RegNetX design space"
 
     @staticmethod
-    def _warning_html(params: RegNetParams) -> str:
-        problems = design_space_violations(params)
-        if params.se_ratio:
-            problems.append("SE on: a RegNetY, not a RegNetX")
+    def _warning_html(problems: list[str]) -> str:
         if not problems:
             return "<span style='color:#070'>inside the RegNetX design space</span>"
         return ("<b style='color:#b00'>outside the RegNetX design space:</b> "

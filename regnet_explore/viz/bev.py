@@ -45,7 +45,8 @@ def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, 
     """
     pts = downsample(check_points(points), max_points)
     value, label = point_colors(pts, color_by)
-    fig = Figure(figsize=(size, size), dpi=100)  # no pyplot: no global state, no GUI backend needed
+    # no pyplot: no global state, no GUI backend needed; constrained layout keeps the legend below the axes
+    fig = Figure(figsize=(size, size * 1.08), dpi=100, layout="constrained")
     ax = fig.subplots()
     lo, hi = color_range(value)
     sc = ax.scatter(pts[:, 0], pts[:, 1], c=value, s=0.3, cmap="viridis", vmin=lo, vmax=hi, linewidths=0,
@@ -55,18 +56,18 @@ def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, 
     for r in rings:
         ax.plot(r * np.cos(theta), r * np.sin(theta), color="0.75", lw=0.6, zorder=0)
         ax.text(r * 0.707, r * 0.707, f"{r:g} m", color="0.5", fontsize=7)
-    handles = []
+    handles, names = [], set()  # line style per group first, then one colour per class
     for box_set, style, group in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), ("solid", "dashed"),
                                      ("ground truth", "prediction")):
         if box_set is None:
             continue
         _draw_boxes(ax, box_set, style)
         handles.append(Line2D([], [], color="k", linestyle=style, label=f"{group} ({len(box_set)})"))
-        names = sorted(set(box_set.names))
-        handles += [Line2D([], [], color=class_color(n), lw=3, label=n) for n in names
-                    if n not in {h.get_label() for h in handles}]
-    if handles:
-        ax.legend(handles=handles, loc="upper right", fontsize=7, framealpha=0.85)
+        names.update(box_set.names)
+    handles += [Line2D([], [], color=class_color(n), lw=3, label=n) for n in sorted(names)]
+    if handles:  # outside the data: below the axes, never over points, boxes or ring labels
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=7,
+                   frameon=False)
     if extent is not None:
         ax.set_xlim(-extent, extent)
         ax.set_ylim(-extent, extent)
@@ -74,6 +75,5 @@ def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, 
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title(title or f"bird's-eye view · {len(pts):,} points")
-    fig.tight_layout()
     return fig
 

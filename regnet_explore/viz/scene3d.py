@@ -37,9 +37,10 @@ def _wireframe(corners: np.ndarray, heading: np.ndarray) -> tuple[list, list, li
     return xs, ys, zs
 
 
-def box_traces(box_set: BoxSet, group: str) -> list[go.Scatter3d]:
-    """One trace per box (hover: class, score, size); one legend entry per group and class toggles them all."""
-    traces, shown = [], set()
+def box_traces(box_set: BoxSet, group: str, shown: set[str] | None = None) -> list[go.Scatter3d]:
+    """One trace per box (hover: class, score, size). The legend has one entry per class (its first box, across
+    groups when ``shown`` is shared); clicking it toggles the class's ground truth and predictions together."""
+    traces, shown = [], set() if shown is None else shown
     dash = "dash" if group == PRED_GROUP else "solid"
     for corners, heading, box, name, i in zip(box_set.corners(), box_set.heading_segments(), box_set.boxes,
                                               box_set.names, range(len(box_set))):
@@ -49,11 +50,19 @@ def box_traces(box_set: BoxSet, group: str) -> list[go.Scatter3d]:
                  f"<br>centre ({box[0]:.1f}, {box[1]:.1f}, {box[2] + box[5] / 2:.1f}) yaw {box[6]:.2f}")
         traces.append(go.Scatter3d(
             x=x, y=y, z=z, mode="lines", line=dict(color=class_color(name), width=4, dash=dash),
-            name=f"{group} · {name}", legendgroup=f"{group}:{name}", showlegend=(group, name) not in shown,
-            hovertext=hover, hoverinfo="text",
+            name=name, legendgroup=name, showlegend=name not in shown, hovertext=hover, hoverinfo="text",
             meta={"kind": "box", "group": group, "class": name}))
-        shown.add((group, name))
+        shown.add(name)
     return traces
+
+
+def style_key(group: str, count: int) -> go.Scatter3d:
+    """A legend-only entry saying how a group is drawn (ground truth solid, predictions dashed) and how many."""
+    label = {GT_GROUP: "ground truth", PRED_GROUP: "predictions"}[group]
+    return go.Scatter3d(x=[None], y=[None], z=[None], mode="lines", name=f"{label} ({count}): "
+                        f"{'dashed' if group == PRED_GROUP else 'solid'}", legendgroup=f"key:{group}",
+                        line=dict(color="#444", width=4, dash="dash" if group == PRED_GROUP else "solid"),
+                        hoverinfo="skip", meta={"kind": "key", "group": group})
 
 
 def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, pred: Detections | None = None,
@@ -74,18 +83,25 @@ def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None
     fig.add_trace(go.Scatter3d(
         x=shown[:, 0], y=shown[:, 1], z=shown[:, 2], mode="markers", name=f"points ({len(shown):,})",
         marker=dict(size=1.5, color=value, colorscale="Viridis", cmin=lo, cmax=hi,
-                    colorbar=dict(title=label, thickness=12, x=0.0, xanchor="left", len=0.6)),
+                    # beside the scene on the right, not over the points
+                    colorbar=dict(title=dict(text=label, side="right"), thickness=12, x=1.0, xanchor="left",
+                                  len=0.7)),
         hoverinfo="skip", meta={"kind": "points", "total": len(pts), "shown": len(shown)}))
-    for box_set, group in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), (GT_GROUP, PRED_GROUP)):
-        if box_set is not None:
-            fig.add_traces(box_traces(box_set, group))
+    groups = [(b, g) for b, g in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), (GT_GROUP, PRED_GROUP))
+              if b is not None]
+    fig.add_traces([style_key(group, len(box_set)) for box_set, group in groups])  # the line-style key first
+    classes: set[str] = set()
+    for box_set, group in groups:
+        fig.add_traces(box_traces(box_set, group, classes))
     count = f"{len(shown):,} of {len(pts):,} points" if len(shown) < len(pts) else f"{len(pts):,} points"
     fig.update_layout(
-        title=f"{title + ' · ' if title else ''}{count}",
+        title=f"{title + ' · ' if title else ''}{count}", height=720,
         scene=dict(aspectmode="data", xaxis_title="x (m)", yaxis_title="y (m)", zaxis_title="z (m)",
                    camera=dict(eye=dict(x=-0.9, y=-0.9, z=0.7), up=dict(x=0, y=0, z=1))),
-        legend=dict(groupclick="toggleitem", itemsizing="constant"), margin=dict(l=0, r=0, t=40, b=0),
-        template="plotly_white")
+        # one row under the scene: the 3D viewport keeps the full width
+        legend=dict(orientation="h", x=0.0, y=0.0, yanchor="top", groupclick="togglegroup",
+                    itemsizing="constant", font=dict(size=11)),
+        margin=dict(l=0, r=0, t=40, b=40), template="plotly_white")
     return fig
 
 

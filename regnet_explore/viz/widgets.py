@@ -69,7 +69,6 @@ class SceneBrowser:
         self.color_by = w.Dropdown(options=["height", "intensity", "time"], description="colour")
         self.status = w.HTML()
         self.figure = go.FigureWidget()
-        self.figure.update_layout(height=650)
         self.dataset.observe(self._on_dataset, names="value")
         for control in (self.index, self.score, self.classes, self.show_gt, self.show_pred, self.color_by):
             control.observe(lambda _change: self.update(), names="value")
@@ -121,8 +120,8 @@ class SceneBrowser:
                 self.figure.data[0].update(fresh.data[0].to_plotly_json())
             else:
                 self.figure.add_trace(fresh.data[0])
-            self.figure.layout.title = fresh.layout.title
-            self.figure.layout.scene = fresh.layout.scene
+            for key in ("title", "scene", "legend", "margin", "height", "template"):
+                self.figure.layout[key] = fresh.layout[key]
         self.figure.data = self.figure.data[:1]  # box traces change in number: replace them, keep the widget
         self.figure.add_traces(list(fresh.data[1:]))
         counts = (match_counts(BoxSet.from_ground_truth(gt), BoxSet.from_detections(shown_pred))
