@@ -122,6 +122,7 @@ def export_onnx(model: PointPillars, out: str | os.PathLike, checkpoint: str | o
                           input_names=["bev"], output_names=names,
                           dynamic_axes={"bev": {0: "B", 2: "H", 3: "W"}, **{n: {0: "B", 2: f"h_{n[-1]}",
                                                                                 3: f"w_{n[-1]}"} for n in names}})
+        _inline_shared_constants(onnx, tmp / DENSE)
         for graph in (ENCODER, DENSE):
             onnx.checker.check_model(str(tmp / graph))
         manifest = {"format": FORMAT, "config": cfg.name, "legacy": model.legacy, "geometry": geometry(cfg),
@@ -131,6 +132,26 @@ def export_onnx(model: PointPillars, out: str | os.PathLike, checkpoint: str | o
                     "checkpoint_sha256": None if checkpoint is None else sha256(checkpoint), "int8": None}
         write_json_atomic(manifest, tmp / MANIFEST)
     return Path(out)
+
+
+def _inline_shared_constants(onnx: ModuleType, path: Path) -> None:
+    """Equal weights (the zero biases of freshly folded BatchNorms) come out of the exporter as one initializer and
+    Identity nodes; give each node its own initializer again, so that the quantizer finds every bias constant."""
+    model = onnx.load(str(path))
+    constants = {t.name: t for t in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "Identity" and node.input[0] in constants:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(constants[node.input[0]])
+            copy.name = node.output[0]
+            model.graph.initializer.append(copy)
+        else:
+            nodes.append(node)
+    if len(nodes) < len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        onnx.save(model, str(path))
 
 
 def _example_cloud(cfg: DetectorConfig) -> torch.Tensor:
