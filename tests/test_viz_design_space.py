@@ -24,6 +24,7 @@ from regnet_explore.viz.design_space import (
     pitfall_figure,
     pitfall_figure_mpl,
     pitfall_frame,
+    pitfall_view,
     rounding_frame,
     stage_table,
     zoo_figure,
@@ -141,6 +142,12 @@ def test_pitfall_frame():
     assert frame.loc["RegNetX-1.6GF", "fpn_in_channels"] == [168, 408, 912]
     assert frame.loc["RegNetX-1.6GF", "fpn_in_channels_rounded"] == [168, 384, 840]
     assert frame.loc["RegNetX-6.4GF", "fpn_in_channels_rounded"].startswith("none: 3 stages")
+    view = pitfall_view(pitfall_frame())
+    assert view.loc["400MF", "stages (width×depth)"] == "32×1 64×2 160×7 384×12"
+    assert view.loc["400MF", "from the figure's values"] == "32×1 64×2 160×6 384×13"
+    assert view.loc["6.4GF", "FPN in_channels"] == "392-784-1624 → none"
+    assert view.loc["400MF", "wa → figure"] == "24.48 → 24.5" and view.loc["400MF", "keys differing"] == 30
+    assert not any(isinstance(v, list) for v in view.to_numpy().ravel())
 
 
 def test_rounding_frame():

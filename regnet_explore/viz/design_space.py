@@ -322,6 +322,27 @@ def pitfall_frame(decimals: int = 1, family: str = "RegNetX") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def pitfall_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`pitfall_frame` for reading in a notebook panel: one short text column per comparison (stages as
+    ``width×depth``, exact -> rounded), so that no cell holds a list and the table fits about 900 px."""
+    def stages(widths, depths) -> str:
+        return " ".join(f"{w}×{d}" for w, d in zip(widths, depths))
+
+    def fpn(value) -> str:
+        return "-".join(map(str, value)) if isinstance(value, list) else str(value).split(":")[0]
+
+    return pd.DataFrame({
+        "model": frame["name"].str.replace("RegNetX-", "", regex=False),
+        "wa → figure": [f"{a:g} → {b:g}" for a, b in zip(frame["wa"], frame["wa_rounded"])],
+        "wm → figure": [f"{a:g} → {b:g}" for a, b in zip(frame["wm"], frame["wm_rounded"])],
+        "stages (width×depth)": [stages(w, d) for w, d in zip(frame["widths"], frame["depths"])],
+        "from the figure's values": [stages(w, d) for w, d in zip(frame["widths_rounded"], frame["depths_rounded"])],
+        "keys differing": frame["key_diffs"],
+        "FPN in_channels": [f"{fpn(a)} → {fpn(b)}" for a, b in zip(frame["fpn_in_channels"],
+                                                                  frame["fpn_in_channels_rounded"])],
+    }).set_index("model")
+
+
 def rounding_frame(family: str | None = None) -> pd.DataFrame:
     """Zoo stage widths with banker's (pycls, mmdet, timm) vs half-up (torchvision) group-width rounding."""
     rows = []
