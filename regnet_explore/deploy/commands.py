@@ -6,6 +6,7 @@ import argparse
 
 from regnet_explore.deploy.export import export_onnx
 from regnet_explore.deploy.quantize import format_sensitivity, quantize_export
+from regnet_explore.detection.commands import add_detector_arguments, legacy_flag
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
 
@@ -17,11 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "deploy.json to OUT; with --int8 also dense.int8.onnx, calibrated on synthetic training "
                     "frames. Run them with `regnet-explore infer CONFIG --backend onnx --onnx OUT`. Needs the "
                     "deploy extra (onnx, onnxruntime).")
-    p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
-    p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
+    add_detector_arguments(p)
     p.add_argument("--out", required=True, help="folder to write (replaced whole if it holds an earlier export)")
-    p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
-                   help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
     p.add_argument("--int8", action="store_true", help="also write the int8 dense graph (dense.int8.onnx)")
     p.add_argument("--keep-fp32", default="auto", metavar="auto|none|NODE,...",
                    help="with --int8: convolutions kept in float32: auto (default: the per-layer sensitivity pass "
@@ -36,8 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_export_onnx(args: argparse.Namespace) -> int:
     cfg = get_config(args.config)
-    legacy = {"auto": None, "yes": True, "no": False}[args.legacy]
-    model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, legacy=legacy)
+    model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, legacy=legacy_flag(args))
     out = export_onnx(model, args.out, checkpoint=args.checkpoint)
     print(f"{out}: encoder.onnx, dense.onnx, deploy.json ({cfg.name})")
     if args.int8:

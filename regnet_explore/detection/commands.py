@@ -43,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "(x, y, z kept, time-lag 0; a 10-sweep model then sees a tenth of its "
                                           "usual input), a dataset sample (--sample TOKEN) is its key frame with "
                                           "the 10 sweeps before it, as `regnet-explore test` loads it.")
-    p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
-    p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
+    add_detector_arguments(p)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--points", help="point file, float32 with --load-dim values per point (one sweep)")
     source.add_argument("--sample", metavar="TOKEN", help="a key frame of the dataset at --data, with its sweeps")
@@ -66,8 +65,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch backend: the dense part under torch.compile (worth it with bf16 on CPU; the first "
                         "frame compiles, ~15 s)")
     p.add_argument("--score-thr", type=float, help="override the config's score threshold (0.05)")
-    p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
-                   help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
     p.set_defaults(func=run_infer)
     c = subparsers.add_parser("configs", help="list the detector configs with size and cost, or show one whole")
     c.add_argument("--show", metavar="NAME", help="print every setting of one config (mmdet3d name or alias)")
@@ -77,6 +74,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("out")
     e.add_argument("--fp32", action="store_true", help="keep float32")
     e.set_defaults(func=run_export)
+
+
+def add_detector_arguments(p: argparse.ArgumentParser) -> None:
+    """CONFIG, --checkpoint and --legacy: which detector with which weights (read back by :func:`legacy_flag`)."""
+    p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
+    p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
+    p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
+                   help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
+
+
+def legacy_flag(args: argparse.Namespace) -> bool | None:
+    return {"auto": None, "yes": True, "no": False}[args.legacy]
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -116,8 +125,8 @@ def run_infer(args: argparse.Namespace) -> int:
             raise RegNetExploreError(f"--load-dim {args.load_dim}: a point needs at least x, y, z")
         points = key_frame_points(load_points_bin(args.points, args.load_dim), args.points)
         source = {"points_file": os.fspath(args.points)}
-    legacy = {"auto": None, "yes": True, "no": False}[args.legacy]
-    model = load_detector(cfg, args.checkpoint, _device(args.device), args.backend, args.precision, args.onnx, legacy,
+    model = load_detector(cfg, args.checkpoint, _device(args.device), args.backend, args.precision, args.onnx,
+                          legacy_flag(args),
                           compile=args.compile)
     det = model.predict(points, score_thr=args.score_thr)
     payload = {"config": cfg.name, **source, "checkpoint": args.checkpoint, "backend": args.backend,
