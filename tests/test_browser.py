@@ -1,0 +1,147 @@
+"""The notebooks as a user meets them: JupyterLab on 127.0.0.1, each notebook run in headless Chromium.
+
+For notebooks 01, 04 and 05 (copies, so that JupyterLab's autosave leaves the repository alone): every cell runs
+with no error output, the widgets render as controls, and dragging a slider with the mouse changes what the figure
+shows. Screenshots go to ``$REGNET_EXPLORE_SCREENSHOTS`` (default: the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from .browser import Chromium, JupyterLab, chromium
+from .helpers import REPO
+
+pytest.importorskip("jupyterlab")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium")]
+
+PANEL = "Array.from(jupyterapp.shell.widgets('main')).find(w => w.sessionContext && w.context.path === {path!r})"
+TITLES = "JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot .gtitle')).map(t => t.textContent))"
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    for name in ("01_design_space.ipynb", "04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb"):
+        shutil.copy(REPO / "notebooks" / name, root / name)
+    settings = root.parent / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    os.environ["JUPYTERLAB_SETTINGS_DIR"] = str(root.parent / "settings")
+    lab = JupyterLab(root, root.parent / "lab.log")
+    profile = root.parent / "chromium"
+    profile.mkdir()
+    try:
+        browser = Chromium(profile)
+    except Exception:
+        lab.stop()
+        raise
+    shots = Path(os.environ.get("REGNET_EXPLORE_SCREENSHOTS") or root.parent / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    yield lab, browser, shots
+    browser.stop()
+    lab.stop()
+    os.environ.pop("JUPYTERLAB_SETTINGS_DIR", None)
+
+
+def run_all(lab: JupyterLab, browser: Chromium, path: str, timeout: float) -> str:
+    """Open ``path``, run all its cells, wait for the last; returns the JS expression of its notebook panel."""
+    panel = PANEL.format(path=path)
+    browser.goto(lab.url(path))
+    browser.wait_for(f"(() => {{ const p = {panel}; const s = p && p.sessionContext.session; "
+                     f"return !!(s && s.kernel && s.kernel.status === 'idle'); }})()", 120, f"{path}'s kernel")
+    browser.js(f"(() => {{ jupyterapp.shell.activateById({panel}.id); "
+               f"return jupyterapp.commands.execute('notebook:run-all-cells').then(() => true); }})()")
+    browser.wait_for(f"(() => {{ const p = {panel}; const code = p.content.widgets.filter(c => c.model.type === "
+                     f"'code'); return p.sessionContext.session.kernel.status === 'idle' && "
+                     f"code.every(c => c.model.executionCount !== null); }})()", timeout, f"{path}'s cells")
+    time.sleep(2)  # the last outputs' widgets and plots render
+    return panel
+
+
+def outputs(browser: Chromium, panel: str) -> list[dict]:
+    """Every output of the notebook model: its type and, for errors and stderr, the text."""
+    return json.loads(browser.js(f"""(() => {{ const out = [];
+        for (const c of {panel}.content.widgets) {{
+          if (c.model.type !== 'code') continue;
+          for (let i = 0; i < c.model.outputs.length; i++) {{
+            const o = c.model.outputs.get(i).toJSON();
+            out.push({{type: o.output_type, name: o.name || null, text: o.ename ? o.ename + ': ' + o.evalue :
+                       (o.name === 'stderr' ? String(o.text) : null)}}); }} }}
+        return JSON.stringify(out); }})()"""))
+
+
+def drag_slider(browser: Chromium, label: str, dx: float) -> None:
+    """Drag the handle of the ipywidgets slider labelled ``label`` by ``dx`` pixels, as a mouse would."""
+    x, y = json.loads(browser.js(f"""(() => {{
+        const s = Array.from(document.querySelectorAll('.widget-slider')).find(
+            w => w.querySelector('.widget-label').textContent.trim() === {label!r});
+        s.scrollIntoView({{block: 'center'}});
+        const h = s.querySelector('.noUi-handle').getBoundingClientRect();
+        return JSON.stringify([h.x + h.width / 2, h.y + h.height / 2]); }})()"""))
+    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+    browser.send("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left", clickCount=1)
+    for step in range(1, 11):
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x + dx * step / 10, y=y, button="left",
+                     buttons=1)
+    browser.send("Input.dispatchMouseEvent", type="mouseReleased", x=x + dx, y=y, button="left", clickCount=1)
+
+
+def settle(browser: Chromium, panel: str) -> None:
+    """Wait until the kernel has handled every widget message (a drag sends several values), then let it draw."""
+    browser.wait_for(f"{panel}.sessionContext.session.kernel.status === 'idle'", 120, "the kernel to be idle")
+    time.sleep(1.5)
+
+
+def assert_clean(browser: Chromium, panel: str, name: str) -> list[dict]:
+    found = outputs(browser, panel)
+    errors = [o["text"] for o in found if o["type"] == "error"]
+    assert not errors, f"{name}: error outputs {errors}"
+    assert not any(o["name"] == "stderr" and "Traceback" in (o["text"] or "") for o in found), name
+    return found
+
+
+def test_notebook_01_sliders_redraw_the_explorer(session):
+    lab, browser, shots = session
+    panel = run_all(lab, browser, "01_design_space.ipynb", 180)
+    assert_clean(browser, panel, "01")
+    assert browser.js("document.querySelectorAll('.widget-slider .noUi-handle').length") >= 6  # controls, not text
+    assert browser.js("document.querySelectorAll('.js-plotly-plot').length") >= 2
+    before = json.loads(browser.js(TITLES))
+    drag_slider(browser, "wm", 60)
+    browser.wait_for(f"{TITLES} !== {json.dumps(json.dumps(before))}", 30, "the explorer's figure to change")
+    after = json.loads(browser.js(TITLES))
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(changed) == 1 and "wm=2.54" in changed[0][0] and "wm=2.54" not in changed[0][1], changed
+    settle(browser, panel)
+    browser.screenshot(shots / "01_design_space.png")
+
+
+def test_notebook_04_scene_browser_follows_its_score_slider(session):
+    lab, browser, shots = session
+    panel = run_all(lab, browser, "04_nuscenes_scenes.ipynb", 600)
+    assert_clean(browser, panel, "04")
+    assert browser.js("document.querySelectorAll('.widget-slider .noUi-handle').length") >= 2
+    status = "Array.from(document.querySelectorAll('.widget-html-content')).map(e => e.textContent)" \
+             ".find(t => t.includes('ground-truth boxes'))"
+    before = browser.wait_for(status, 30, "the scene browser's status line")
+    drag_slider(browser, "score ≥", 120)
+    after = browser.wait_for(f"(() => {{ const t = {status}; return t !== {json.dumps(before)} && t; }})()", 60,
+                             "the scene browser to redraw")
+    assert "predictions ≥" in after and after != before
+    settle(browser, panel)
+    browser.screenshot(shots / "04_nuscenes_scenes.png")
+
+
+def test_notebook_05_runs_clean(session):
+    lab, browser, shots = session
+    panel = run_all(lab, browser, "05_lyft_scenes.ipynb", 600)
+    assert_clean(browser, panel, "05")
+    assert browser.js("document.querySelectorAll('.js-plotly-plot').length") >= 1
+    browser.screenshot(shots / "05_lyft_scenes.png")
