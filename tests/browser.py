@@ -56,8 +56,9 @@ class JupyterLab:
         self.stop()
         raise RuntimeError(f"jupyter lab did not start; see {log}")
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/lab/tree/{path}?token={self.token}"
+    def url(self, path: str = "") -> str:
+        """The app (``path`` empty) or a file in it."""
+        return f"http://127.0.0.1:{self.port}/lab{'/tree/' + path if path else ''}?token={self.token}"
 
     def stop(self) -> None:
         self.process.terminate()

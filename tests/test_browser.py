@@ -53,7 +53,12 @@ def session(tmp_path_factory):
 def run_all(lab: JupyterLab, browser: Chromium, path: str, timeout: float) -> str:
     """Open ``path``, run all its cells, wait for the last; returns the JS expression of its notebook panel."""
     panel = PANEL.format(path=path)
-    browser.goto(lab.url(path))
+    if not browser.js("!!window.jupyterapp"):
+        browser.goto(lab.url())
+        browser.wait_for("!!(window.jupyterapp && jupyterapp.started)", 120, "JupyterLab to start")
+        browser.js("jupyterapp.started.then(() => true)")
+    # opened inside the running app: navigating away would stop at JupyterLab's "leave the page?" dialog
+    browser.js(f"jupyterapp.commands.execute('docmanager:open', {{path: {path!r}}}).then(() => true)")
     browser.wait_for(f"(() => {{ const p = {panel}; const s = p && p.sessionContext.session; "
                      f"return !!(s && s.kernel && s.kernel.status === 'idle'); }})()", 120, f"{path}'s kernel")
     browser.js(f"(() => {{ jupyterapp.shell.activateById({panel}.id); "
@@ -99,6 +104,12 @@ def settle(browser: Chromium, panel: str) -> None:
     time.sleep(1.5)
 
 
+def close(browser: Chromium, panel: str) -> None:
+    """Shut the notebook's kernel down (its memory back) and close its tab."""
+    browser.js(f"(() => {{ const p = {panel}; return p.sessionContext.shutdown().then(() => {{ p.dispose(); "
+               f"return true; }}); }})()")
+
+
 def assert_clean(browser: Chromium, panel: str, name: str) -> list[dict]:
     found = outputs(browser, panel)
     errors = [o["text"] for o in found if o["type"] == "error"]
@@ -112,15 +123,17 @@ def test_notebook_01_sliders_redraw_the_explorer(session):
     panel = run_all(lab, browser, "01_design_space.ipynb", 180)
     assert_clean(browser, panel, "01")
     assert browser.js("document.querySelectorAll('.widget-slider .noUi-handle').length") >= 6  # controls, not text
-    assert browser.js("document.querySelectorAll('.js-plotly-plot').length") >= 2
+    browser.wait_for(f"JSON.parse({TITLES}).length >= 2", 60, "the figures to draw")
     before = json.loads(browser.js(TITLES))
     drag_slider(browser, "wm", 60)
-    browser.wait_for(f"{TITLES} !== {json.dumps(json.dumps(before))}", 30, "the explorer's figure to change")
-    after = json.loads(browser.js(TITLES))
+    deadline = time.monotonic() + 30
+    while (after := json.loads(browser.js(TITLES))) == before and time.monotonic() < deadline:
+        time.sleep(0.5)
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(changed) == 1 and "wm=2.54" in changed[0][0] and "wm=2.54" not in changed[0][1], changed
     settle(browser, panel)
     browser.screenshot(shots / "01_design_space.png")
+    close(browser, panel)
 
 
 def test_notebook_04_scene_browser_follows_its_score_slider(session):
@@ -137,6 +150,7 @@ def test_notebook_04_scene_browser_follows_its_score_slider(session):
     assert "predictions ≥" in after and after != before
     settle(browser, panel)
     browser.screenshot(shots / "04_nuscenes_scenes.png")
+    close(browser, panel)
 
 
 def test_notebook_05_runs_clean(session):
@@ -145,3 +159,4 @@ def test_notebook_05_runs_clean(session):
     assert_clean(browser, panel, "05")
     assert browser.js("document.querySelectorAll('.js-plotly-plot').length") >= 1
     browser.screenshot(shots / "05_lyft_scenes.png")
+    close(browser, panel)
