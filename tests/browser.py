@@ -35,10 +35,16 @@ def free_port() -> int:
 class JupyterLab:
     """``jupyter lab`` on 127.0.0.1 serving ``root``, with a token, the app exposed to the page."""
 
-    def __init__(self, root: Path, log: Path):
+    def __init__(self, root: Path, state: Path, log: Path):
+        """``state``: a fresh folder for the user settings (news prompt off) and workspaces, so that nothing of an
+        earlier session (open tabs, dialogs) is restored."""
         self.port, self.token = free_port(), "regnet-explore-browser-test"
+        settings = state / "settings" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True, exist_ok=True)
+        (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
                f"--IdentityProvider.token={self.token}", "--expose-app-in-browser", f"--notebook-dir={root}",
+               f"--LabApp.user_settings_dir={state / 'settings'}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         if os.geteuid() == 0:
             cmd.append("--allow-root")

@@ -30,11 +30,7 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     for name in ("01_design_space.ipynb", "04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb"):
         shutil.copy(REPO / "notebooks" / name, root / name)
-    settings = root.parent / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
-    os.environ["JUPYTERLAB_SETTINGS_DIR"] = str(root.parent / "settings")
-    lab = JupyterLab(root, root.parent / "lab.log")
+    lab = JupyterLab(root, root.parent / "state", root.parent / "lab.log")
     profile = root.parent / "chromium"
     profile.mkdir()
     try:
@@ -47,7 +43,6 @@ def session(tmp_path_factory):
     yield lab, browser, shots
     browser.stop()
     lab.stop()
-    os.environ.pop("JUPYTERLAB_SETTINGS_DIR", None)
 
 
 def run_all(lab: JupyterLab, browser: Chromium, path: str, timeout: float) -> str:
@@ -82,20 +77,33 @@ def outputs(browser: Chromium, panel: str) -> list[dict]:
         return JSON.stringify(out); }})()"""))
 
 
-def drag_slider(browser: Chromium, label: str, dx: float) -> None:
-    """Drag the handle of the ipywidgets slider labelled ``label`` by ``dx`` pixels, as a mouse would."""
-    x, y = json.loads(browser.js(f"""(() => {{
-        const s = Array.from(document.querySelectorAll('.widget-slider')).find(
-            w => w.querySelector('.widget-label').textContent.trim() === {label!r});
-        s.scrollIntoView({{block: 'center'}});
-        const h = s.querySelector('.noUi-handle').getBoundingClientRect();
-        return JSON.stringify([h.x + h.width / 2, h.y + h.height / 2]); }})()"""))
-    browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
-    browser.send("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left", clickCount=1)
-    for step in range(1, 11):
-        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x + dx * step / 10, y=y, button="left",
-                     buttons=1)
-    browser.send("Input.dispatchMouseEvent", type="mouseReleased", x=x + dx, y=y, button="left", clickCount=1)
+SLIDER = ("Array.from(document.querySelectorAll('.widget-slider')).find("
+          "w => w.querySelector('.widget-label').textContent.trim() === {label!r})")
+
+
+def drag_slider(browser: Chromium, label: str, dx: float) -> str:
+    """Drag the handle of the ipywidgets slider labelled ``label`` by ``dx`` pixels, as a mouse would; returns the
+    slider's new readout. Retried (up to 3 times) while the readout has not moved: outputs still rendering above
+    the slider can shift it between finding the handle and pressing the mouse."""
+    slider = SLIDER.format(label=label)
+    readout = f"{slider}.querySelector('.widget-readout').textContent"
+    start = browser.js(readout)
+    for _ in range(3):
+        browser.js(f"{slider}.scrollIntoView({{block: 'center'}})")
+        time.sleep(1)
+        x, y = json.loads(browser.js(f"(() => {{ const h = {slider}.querySelector('.noUi-handle')"
+                                     f".getBoundingClientRect(); return JSON.stringify([h.x + h.width / 2, "
+                                     f"h.y + h.height / 2]); }})()"))
+        browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        browser.send("Input.dispatchMouseEvent", type="mousePressed", x=x, y=y, button="left", clickCount=1)
+        for step in range(1, 11):
+            browser.send("Input.dispatchMouseEvent", type="mouseMoved", x=x + dx * step / 10, y=y, button="left",
+                         buttons=1)
+        browser.send("Input.dispatchMouseEvent", type="mouseReleased", x=x + dx, y=y, button="left", clickCount=1)
+        time.sleep(0.5)
+        if (now := browser.js(readout)) != start:
+            return now
+    raise AssertionError(f"the {label!r} slider did not move (readout {start!r})")
 
 
 def settle(browser: Chromium, panel: str) -> None:
