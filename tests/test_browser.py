@@ -126,10 +126,24 @@ def assert_clean(browser: Chromium, panel: str, name: str) -> list[dict]:
     return found
 
 
+def run_clean(session, name: str, timeout: float) -> tuple[Chromium, str]:
+    """Run notebook ``name`` in the session's JupyterLab; its panel, after checking it shows no error."""
+    lab, browser, _ = session
+    panel = run_all(lab, browser, name, timeout)
+    assert_clean(browser, panel, name)
+    return browser, panel
+
+
+def finish(session, panel: str, name: str) -> None:
+    """Screenshot the settled notebook into the session's folder, then close it."""
+    browser, shots = session[1], session[2]
+    settle(browser, panel)
+    browser.screenshot(shots / name.replace(".ipynb", ".png"))
+    close(browser, panel)
+
+
 def test_notebook_01_sliders_redraw_the_explorer(session):
-    lab, browser, shots = session
-    panel = run_all(lab, browser, "01_design_space.ipynb", 180)
-    assert_clean(browser, panel, "01")
+    browser, panel = run_clean(session, "01_design_space.ipynb", 180)
     assert browser.js("document.querySelectorAll('.widget-slider .noUi-handle').length") >= 6  # controls, not text
     browser.wait_for(f"JSON.parse({TITLES}).length >= 2", 60, "the figures to draw")
     before = json.loads(browser.js(TITLES))
@@ -139,15 +153,11 @@ def test_notebook_01_sliders_redraw_the_explorer(session):
         time.sleep(0.5)
     changed = [(a, b) for a, b in zip(before, after) if a != b]
     assert len(changed) == 1 and "wm=2.54" in changed[0][0] and "wm=2.54" not in changed[0][1], changed
-    settle(browser, panel)
-    browser.screenshot(shots / "01_design_space.png")
-    close(browser, panel)
+    finish(session, panel, "01_design_space.ipynb")
 
 
 def test_notebook_04_scene_browser_follows_its_score_slider(session):
-    lab, browser, shots = session
-    panel = run_all(lab, browser, "04_nuscenes_scenes.ipynb", 600)
-    assert_clean(browser, panel, "04")
+    browser, panel = run_clean(session, "04_nuscenes_scenes.ipynb", 600)
     assert browser.js("document.querySelectorAll('.widget-slider .noUi-handle').length") >= 2
     status = "Array.from(document.querySelectorAll('.widget-html-content')).map(e => e.textContent)" \
              ".find(t => t.includes('ground-truth boxes'))"
@@ -156,15 +166,10 @@ def test_notebook_04_scene_browser_follows_its_score_slider(session):
     after = browser.wait_for(f"(() => {{ const t = {status}; return t !== {json.dumps(before)} && t; }})()", 60,
                              "the scene browser to redraw")
     assert "predictions ≥" in after and after != before
-    settle(browser, panel)
-    browser.screenshot(shots / "04_nuscenes_scenes.png")
-    close(browser, panel)
+    finish(session, panel, "04_nuscenes_scenes.ipynb")
 
 
 def test_notebook_05_runs_clean(session):
-    lab, browser, shots = session
-    panel = run_all(lab, browser, "05_lyft_scenes.ipynb", 600)
-    assert_clean(browser, panel, "05")
+    browser, panel = run_clean(session, "05_lyft_scenes.ipynb", 600)
     assert browser.js("document.querySelectorAll('.js-plotly-plot').length") >= 1
-    browser.screenshot(shots / "05_lyft_scenes.png")
-    close(browser, panel)
+    finish(session, panel, "05_lyft_scenes.ipynb")
