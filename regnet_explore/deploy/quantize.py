@@ -177,12 +177,16 @@ def quantize_export(folder: str | os.PathLike, model: PointPillars, calibration_
     """
     folder = Path(folder)
     manifest = read_manifest(folder, model.cfg)
+    convs = conv_layers(folder / DENSE)
+    layers = convs if layers is None else list(layers)
+    unknown = sorted(set(keep_fp32 or ()) - set(convs))
+    if unknown:  # before any calibration work
+        raise RegNetExploreError(f"{folder / DENSE}: no Conv node named {', '.join(unknown)}")
     start = time.perf_counter()
     calib = bev_canvases(model, calibration_frames, 0, dataroot)
     evals = bev_canvases(model, eval_frames, calibration_frames, dataroot)
-    reference = [_session(folder / DENSE).run(None, {"bev": c}) for c in evals]
-    convs = conv_layers(folder / DENSE)
-    layers = convs if layers is None else list(layers)
+    fp32 = _session(folder / DENSE)
+    reference = [fp32.run(None, {"bev": c}) for c in evals]
     with tempfile.TemporaryDirectory(dir=folder.parent) as tmp_dir:
         tmp = Path(tmp_dir)
         cache, trial = tmp / "calibration", tmp / "trial.onnx"
@@ -201,9 +205,6 @@ def quantize_export(folder: str | os.PathLike, model: PointPillars, calibration_
                 quantize_graph(folder / DENSE, trial, calib, cache, keep_fp32=kept)
                 errors = output_errors(reference, trial, evals, manifest)
         else:
-            unknown = sorted(set(keep_fp32) - set(convs))
-            if unknown:
-                raise RegNetExploreError(f"{folder / DENSE}: no Conv node named {', '.join(unknown)}")
             kept = list(keep_fp32)
         quantize_graph(folder / DENSE, trial, calib, cache, keep_fp32=kept)
         errors = output_errors(reference, trial, evals, manifest)
