@@ -145,10 +145,11 @@ def test_default_dataset_made_once_atomically(tmp_path, monkeypatch):
     assert (root / "v1.01-train" / "v1.01-train" / "sample.json").stat().st_mtime_ns == stamp
     assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["lyft-mini"]  # no temporary left
     marker = root / synthetic.SYNTHETIC_MARKER
-    marker.write_text(marker.read_text().replace('"generator": 1', '"generator": 0'))  # an older generator's set
+    version = synthetic.GENERATOR_VERSIONS["lyft"]
+    marker.write_text(marker.read_text().replace(f'"generator": {version}', '"generator": 0'))  # an older set
     synthetic.ensure_default_dataset("lyft", tmp_path)
     assert (root / "v1.01-train" / "v1.01-train" / "sample.json").stat().st_mtime_ns != stamp
-    assert json.loads(marker.read_text())["generator"] == synthetic.GENERATOR_VERSION
+    assert json.loads(marker.read_text())["generator"] == version
     assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["lyft-mini"]
 
 

@@ -19,7 +19,7 @@ from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.checkpoint import export_weights, read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
-from regnet_explore.detection.window import crop_config, random_window
+from regnet_explore.detection.window import crop_config, object_window, random_window
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model
 from regnet_explore.synthetic import ensure_default_dataset
@@ -104,6 +104,23 @@ def test_random_windows_are_aligned_inside_and_seeded():
         crop_config(full, 25, center=(30.0, 0.0))
     with pytest.raises(RegNetExploreError, match="grid of the coarsest"):
         crop_config(full, 25, center=(1.0, 0.0))
+
+
+def test_object_windows_hold_a_box_and_stay_aligned_inside():
+    full = get_config("regnet-400mf-fpn-lyft-range100")
+    rng = np.random.default_rng(0)
+    centres = np.array([[93.0, -2.0], [-40.0, 97.5], [3.0, 1.0], [130.0, 0.0]])  # the last lies outside the range
+    seen = set()
+    for _ in range(100):
+        x0, y0, _z, x1, y1, _ = object_window(full, 25, centres, rng).point_cloud_range
+        assert -100 <= x0 and x1 <= 100 and -100 <= y0 and y1 <= 100
+        assert (x0 + 25) % 2 == 0 and (y0 + 25) % 2 == 0
+        inside = [i for i, (x, y) in enumerate(centres) if x0 <= x < x1 and y0 <= y < y1]
+        assert inside and inside != [3]
+        seen.update(inside)
+    assert seen == {0, 1, 2}  # every box in range is drawn
+    empty = object_window(full, 25, np.zeros((0, 2)), np.random.default_rng(3)).point_cloud_range
+    assert empty == random_window(full, 25, np.random.default_rng(3)).point_cloud_range
 
 
 def test_load_from_copies_what_matches_across_datasets(tmp_path):

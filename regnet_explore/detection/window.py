@@ -43,12 +43,30 @@ def crop_config(cfg: DetectorConfig, half_extent: float, center: tuple[float, fl
     return dataclasses.replace(cfg, voxel=voxel, anchors=anchors, name=f"{cfg.name}_crop{half_extent:g}{where}")
 
 
-def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Generator) -> DetectorConfig:
-    """A crop window drawn uniformly among the aligned positions inside the full range."""
+def _aligned_centres(cfg: DetectorConfig, half_extent: float) -> tuple[float, list[tuple[int, int]]]:
+    """The grid step of window centres and, per axis, the first and last aligned centre index inside the range."""
     step = CROP_ALIGN_CELLS * cfg.voxel_size[0]
     pcr = cfg.point_cloud_range
-    center = []
-    for lo, hi in ((pcr[0], pcr[3]), (pcr[1], pcr[4])):
-        first, last = math.ceil((lo + half_extent) / step - 1e-9), math.floor((hi - half_extent) / step + 1e-9)
-        center.append(float(rng.integers(first, last + 1) * step))
-    return crop_config(cfg, half_extent, (center[0], center[1]))
+    return step, [(math.ceil((lo + half_extent) / step - 1e-9), math.floor((hi - half_extent) / step + 1e-9))
+                  for lo, hi in ((pcr[0], pcr[3]), (pcr[1], pcr[4]))]
+
+
+def random_window(cfg: DetectorConfig, half_extent: float, rng: np.random.Generator) -> DetectorConfig:
+    """A crop window drawn uniformly among the aligned positions inside the full range."""
+    step, bounds = _aligned_centres(cfg, half_extent)
+    cx, cy = (float(rng.integers(first, last + 1) * step) for first, last in bounds)
+    return crop_config(cfg, half_extent, (cx, cy))
+
+
+def object_window(cfg: DetectorConfig, half_extent: float, centres: np.ndarray,
+                  rng: np.random.Generator) -> DetectorConfig:
+    """A crop window around one of the box ``centres`` (N, 2) drawn uniformly, shifted by up to half the
+    half-extent and snapped to the aligned positions inside the full range; a random window when N = 0. On a
+    wide range most uniform windows hold no object (the road is a strip), so every step learns from one."""
+    centres = centres[(np.abs(centres) < np.asarray(cfg.point_cloud_range[3:5])).all(1)]
+    if not len(centres):
+        return random_window(cfg, half_extent, rng)
+    step, bounds = _aligned_centres(cfg, half_extent)
+    target = centres[rng.integers(len(centres))] + rng.uniform(-half_extent / 2, half_extent / 2, 2)
+    cx, cy = (float(np.clip(round(t / step), first, last) * step) for t, (first, last) in zip(target, bounds))
+    return crop_config(cfg, half_extent, (cx, cy))

@@ -108,18 +108,24 @@ def _slot(prior: ObjectPrior, rng: np.random.Generator, moving: bool, lane_speed
 
 
 def simulate_world(rng: np.random.Generator, priors: tuple[ObjectPrior, ...], duration: float,
-                   origin: np.ndarray) -> World:
-    """A random scene lasting ``duration`` seconds around ``origin`` (2,), with every class of ``priors``."""
+                   origin: np.ndarray, reach: float = 50.0) -> World:
+    """A random scene lasting ``duration`` seconds around ``origin`` (2,), with every class of ``priors``.
+
+    Actors start within ``reach`` metres of the ego path along the road; the counts of the priors hold for the
+    default 50 m and scale with ``reach``, so a longer reach adds far traffic at the same density."""
     road = Road(origin=np.asarray(origin, dtype=np.float64), heading=float(rng.uniform(-np.pi, np.pi)),
                 curvature=float(rng.choice([-1.0, 1.0]) * rng.uniform(5e-4, 4e-3)))
     ego_speed = float(rng.choice([0.0, rng.uniform(3.0, 10.0)], p=[0.15, 0.85]))
     lane_speeds = {LANES[0]: ego_speed, LANES[1]: rng.uniform(6, 11), LANES[2]: -rng.uniform(6, 11),
                    LANES[3]: -rng.uniform(6, 11)}
-    s_lo, s_hi = -50.0, ego_speed * duration + 50.0
+    s_lo, s_hi = -reach, ego_speed * duration + reach
     taken: list[tuple[float, float, float, float]] = [(0.0, LANES[0], 3.0, 1.0)]  # the ego vehicle
     rows = []
     for index, prior in enumerate(priors):
-        for _ in range(int(rng.integers(prior.count[0], prior.count[1] + 1))):
+        count = int(rng.integers(prior.count[0], prior.count[1] + 1))
+        if prior.slot not in ("lane_edge", "roadside"):  # cones and barriers stay near the ego vehicle
+            count = round(count * reach / 50.0)
+        for _ in range(count):
             size = np.asarray(prior.size) * rng.uniform(0.92, 1.08, 3)
             for _attempt in range(30):
                 moving = bool(rng.random() < prior.moving_fraction)

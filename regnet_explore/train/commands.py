@@ -30,9 +30,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                                         "what loaded and what was skipped")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
-    p.add_argument("--crop-placement", choices=["center", "random"], default=d.crop_placement,
+    p.add_argument("--crop-placement", choices=["center", "random", "objects"], default=d.crop_placement,
                    help="center: one crop around the ego, scored inside it; random: a window anywhere in the full "
-                        "range per batch, scored on the full range")
+                        "range per batch, scored on the full range; objects: as random, each window around a "
+                        "ground-truth box of the batch")
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="epochs between evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")

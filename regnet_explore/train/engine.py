@@ -34,7 +34,7 @@ from regnet_explore.data.dataset import (
 from regnet_explore.detection.checkpoint import load_pretrained_backbone, read_checkpoint, save_checkpoint
 from regnet_explore.detection.configs import DetectorConfig, RegNetBackboneConfig, get_config
 from regnet_explore.detection.detector import PointPillars
-from regnet_explore.detection.window import crop_config, random_window
+from regnet_explore.detection.window import crop_config, object_window, random_window
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics, label_map
 from regnet_explore.io import atomic_write
@@ -68,7 +68,8 @@ class TrainConfig:
     seed: int = 0
     crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
     # 'center': the crop around the ego, scored inside it; 'random': each batch a window anywhere in the full
-    # range (absolute coordinates kept, so the weights see every distance), scored on the full range
+    # range (absolute coordinates kept, so the weights see every distance), scored on the full range; 'objects':
+    # as 'random', but each window around a ground-truth box of the batch
     crop_placement: str = "center"
     max_iters_per_epoch: int | None = None
     sweeps: int = 10
@@ -222,9 +223,9 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         device = torch.device("cuda", env.local_rank)
         torch.cuda.set_device(device)
     full_cfg = get_config(tc.detector) if isinstance(tc.detector, str) else tc.detector
-    if tc.crop_placement not in ("center", "random"):
-        raise RegNetExploreError(f"crop_placement must be 'center' or 'random', got {tc.crop_placement!r}")
-    windows = tc.crop is not None and tc.crop_placement == "random"
+    if tc.crop_placement not in ("center", "random", "objects"):
+        raise RegNetExploreError(f"crop_placement must be 'center', 'random' or 'objects', got {tc.crop_placement!r}")
+    windows = tc.crop is not None and tc.crop_placement != "center"
     det_cfg = crop_config(full_cfg, tc.crop) if tc.crop is not None else full_cfg
     batch = tc.batch_size or det_cfg.samples_per_gpu
     if tc.lr_schedule not in ("step", "cosine"):
@@ -304,8 +305,12 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             lr = lr_at(sched, base_lr, epoch, iteration)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            if windows:  # one window per global batch, the same on every rank
-                model.set_geometry(random_window(full_cfg, tc.crop, np.random.default_rng([tc.seed, epoch, i, 1])))
+            window_rng = np.random.default_rng([tc.seed, epoch, i, 1])
+            if windows and tc.crop_placement == "random":  # one window per global batch, the same on every rank
+                model.set_geometry(random_window(full_cfg, tc.crop, window_rng))
+            elif windows:  # around a box of this rank's batch
+                centres = torch.cat([b[:, :2] for b in boxes]).numpy().astype(np.float64)
+                model.set_geometry(object_window(full_cfg, tc.crop, centres, window_rng))
             clouds = [p.to(device, non_blocking=True) for p in points]
             boxes = [b.to(device) for b in boxes]
             labels = [lab.to(device) for lab in labels]
