@@ -153,6 +153,19 @@ def test_default_dataset_made_once_atomically(tmp_path, monkeypatch):
     assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["lyft-mini"]
 
 
+def test_lyft_traffic_reaches_past_80_m_and_is_seen():
+    """Lyft's default val split (what the shipped weights are scored on): at least 5 % of its objects beyond the
+    +-80 m grid, all within the 96 m annotation reach, every instance seen by the LiDAR in some key frame."""
+    val = LyftData(synthetic.ensure_default_dataset("lyft"), "v1.01-train", "val")
+    samples = [val.sample(t, with_points=False) for t in val.tokens]
+    reach = np.concatenate([np.abs(s.gt_boxes[:, :2]).max(1) for s in samples])
+    assert (reach > 80).mean() >= 0.05 and reach.max() < 100
+    points: dict[str, int] = {}  # per instance: the most points it gets in any key frame
+    for a in json.loads((val.tables_dir / "sample_annotation.json").read_text()):
+        points[a["instance_token"]] = max(points.get(a["instance_token"], 0), a["num_lidar_pts"])
+    assert min(points.values()) > 0
+
+
 @pytest.mark.slow
 def test_default_sets_are_made_well_under_a_minute(tmp_path):
     t0 = time.perf_counter()

@@ -15,18 +15,24 @@ from regnet_explore.evaluation.global_boxes import check_complete, detection_arr
 from regnet_explore.io import write_text_atomic
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2).tolist())
+# The SDK's Box3D asserts that its corners are orthogonal to 1e-8 absolutely: a box a kilometre long fails that in
+# float64 and stops the whole evaluation. The reference decoder is unbounded (exp of the size delta), so a weak
+# model's low-score tail can hold such boxes; they cannot match anything and are left out of the records.
+MAX_BOX_SIZE = 1000.0
 
 
 def prediction_records(data: LyftData, detections: Mapping[str, Detections]) -> list[dict]:
-    """Detections -> the SDK's prediction dicts (global frame; size (w, l, h); quaternion rotation; score)."""
+    """Detections -> the SDK's prediction dicts (global frame; size (w, l, h); quaternion rotation; score), without
+    boxes the SDK cannot represent (non-finite, or larger than ``MAX_BOX_SIZE``)."""
     check_complete(data, detections)
     records = []
     for token in data.tokens:
         boxes, scores, labels = detection_arrays(token, detections[token], data.class_names)
-        g = lidar_to_global(boxes, scores, labels, *data.transforms(token))
+        sane = np.isfinite(boxes).all(axis=1) & (boxes[:, 3:6] <= MAX_BOX_SIZE).all(axis=1)
+        g = lidar_to_global(boxes[sane], scores[sane], labels[sane], *data.transforms(token))
         records += [{"sample_token": token, "translation": g.translation[i].tolist(), "size": g.size[i].tolist(),
                      "rotation": g.rotation[i].tolist(), "name": data.class_names[g.labels[i]],
-                     "score": float(g.scores[i])} for i in range(len(boxes))]
+                     "score": float(g.scores[i])} for i in range(len(g.scores))]
     return records
 
 
@@ -58,6 +64,39 @@ def evaluate_lyft(data: LyftData, detections: Mapping[str, Detections]) -> dict:
     return {"mAP": float(aps.mean()), "class_AP": dict(zip(names, aps.mean(1).tolist())),
             "threshold_mAP": dict(zip(IOU_THRESHOLDS, aps.mean(0).tolist())),
             "average_precisions": {n: aps[i].tolist() for i, n in enumerate(names)}}
+
+
+def lidar_reach(data: LyftData, records: list[dict]) -> np.ndarray:
+    """(N,) max(|x|, |y|) of each record's centre in its sample's LiDAR frame: outside a +-R m configuration when
+    larger than R."""
+    reach = np.zeros(len(records))
+    tokens = np.array([r["sample_token"] for r in records])
+    centres = np.array([r["translation"] for r in records], dtype=np.float64).reshape(-1, 3)
+    for token in np.unique(tokens):
+        rows = np.flatnonzero(tokens == token)
+        lidar2ego, ego2global = data.transforms(str(token))
+        to_lidar = np.linalg.inv(ego2global @ lidar2ego)
+        xy = (centres[rows] @ to_lidar[:3, :3].T + to_lidar[:3, 3])[:, :2]
+        reach[rows] = np.abs(xy).max(axis=1)
+    return reach
+
+
+def range_average_precisions(data: LyftData, detections: Mapping[str, Detections],
+                             edges: tuple[float, ...] = (0.0, 80.0, 100.0), iou: float = 0.5) -> dict[str, dict]:
+    """The SDK's AP at one IoU threshold per distance band: ground truth and predictions whose centre lies in
+    [lo, hi) (``lidar_reach``), each band scored on its own. {"80-100 m": {"objects": n, "AP": {class: AP}}}."""
+    from lyft_dataset_sdk.eval.detection.mAP_evaluation import get_average_precisions, get_class_names
+
+    gt, predictions = gt_records(data), prediction_records(data, detections)
+    gt_reach, pred_reach = lidar_reach(data, gt), lidar_reach(data, predictions)
+    bands = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        band_gt = [r for r, d in zip(gt, gt_reach) if lo <= d < hi]
+        band_pred = [r for r, d in zip(predictions, pred_reach) if lo <= d < hi]
+        names = get_class_names(band_gt) if band_gt else []
+        aps = get_average_precisions(band_gt, band_pred, names, iou) if band_gt else []
+        bands[f"{lo:g}-{hi:g} m"] = {"objects": len(band_gt), "AP": dict(zip(names, np.asarray(aps).tolist()))}
+    return bands
 
 
 def write_submission_csv(data: LyftData, detections: Mapping[str, Detections], path: str | os.PathLike) -> Path:

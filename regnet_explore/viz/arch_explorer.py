@@ -1,9 +1,11 @@
 """An ipywidgets explorer of the RegNet design space: sliders and a zoo dropdown over a live width plot.
 
-The figure is a ``plotly.graph_objects.FigureWidget`` built once by :func:`block_width_figure`; every change
-rewrites its trace data and stage bands in place under ``batch_update()``. The callbacks are plain methods, so
-the explorer is driven and tested without a browser: set a slider's ``.value`` (or call :meth:`set_params`) and
-read ``explorer.figure`` / ``explorer.table.value``.
+The figure is a ``plotly.graph_objects.Figure`` built once by :func:`block_width_figure`; every change rewrites
+its trace data and stage bands in place and shows it again in an ``Output`` widget. A static figure there is saved
+as its JSON (kilobytes) and drawn by JupyterLab's plotly renderer at the cell's width; a ``FigureWidget`` would
+store plotly.js (5 MB) in the widget state and keep the 700 px it measures before it is attached. The callbacks
+are plain methods, so the explorer is driven and tested without a browser: set a slider's ``.value`` (or call
+:meth:`set_params`) and read ``explorer.figure`` / ``explorer.table.value``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import html
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
+from IPython.display import clear_output, display
 
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.design import RegNetParams, Rounding, design_space_violations
@@ -65,11 +67,8 @@ class ArchExplorer:
         self.rounding = widgets.ToggleButtons(options=[(label, key) for key, label in ROUNDING_LABELS.items()],
                                               value=rounding, description="rounding",
                                               style={"button_width": "auto"})  # labels whole, not cut at 148 px
-        try:
-            self.figure = go.FigureWidget(block_width_figure(params, rounding))
-        except ImportError as e:  # plotly >= 6 builds FigureWidget on anywidget
-            raise RegNetExploreError(f"the explorer needs plotly's FigureWidget: {e} "
-                                     "(pip install 'regnet_explore[notebooks]' or pip install anywidget)") from e
+        self.figure = block_width_figure(params, rounding)
+        self.plot = widgets.Output(layout=widgets.Layout(width="100%"))
         self.table = widgets.HTML()
         self.complexity = widgets.HTML()
         self.warning = widgets.HTML()
@@ -82,7 +81,7 @@ class ArchExplorer:
         self.widget = widgets.VBox([
             widgets.HBox([widgets.VBox(list(self.sliders.values())),
                           widgets.VBox([self.zoo, self.se, self.rounding])]),
-            self.warning, self.figure, widgets.HBox([self.table, self.complexity]),
+            self.warning, self.plot, widgets.HBox([self.table, self.complexity]),
         ])
 
     @property
@@ -124,8 +123,10 @@ class ArchExplorer:
         finally:
             self._updating = False
         rounding = self.rounding.value
-        with self.figure.batch_update():
-            fill_block_width_figure(self.figure, width_profile(params, rounding))
+        fill_block_width_figure(self.figure, width_profile(params, rounding))
+        with self.plot:
+            clear_output(wait=True)
+            display(self.figure)
         self.table.value = stage_table(params, rounding).to_html(index=False)
         self.complexity.value = complexity_table(params, rounding).to_html(index=False, float_format="{:.3f}".format)
         self.problems = design_space_violations(params) + (["SE on: a RegNetY, not a RegNetX"] if params.se_ratio

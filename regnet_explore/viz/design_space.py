@@ -107,7 +107,7 @@ def fill_block_width_figure(fig: go.Figure, profile: WidthProfile) -> None:
     st = profile.stages
     fig.layout.shapes = shapes
     fig.layout.annotations = labels
-    fig.layout.title.text = f"{_describe(profile.params)}: widths {list(st.widths)}, depths {list(st.depths)}"
+    fig.layout.title.text = f"{_describe(profile.params)}<br>widths {list(st.widths)}, depths {list(st.depths)}"
     fig.layout.xaxis.range = [-0.5, profile.params.depth - 0.5]
 
 

@@ -77,7 +77,8 @@ class SceneBrowser:
     @property
     def widget(self) -> w.Widget:
         controls = w.VBox([self.dataset, w.HBox([self.play, self.index]), self.score, self.classes,
-                           w.HBox([self.show_gt, self.show_pred]), self.color_by, self.status])
+                           w.HBox([self.show_gt, self.show_pred]), self.color_by, self.status],
+                          layout=w.Layout(flex="0 0 auto", min_width="340px"))  # the figure does not squeeze it
         return w.HBox([controls, self.figure])
 
     def _ipython_display_(self) -> None:
