@@ -258,7 +258,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     start_epoch, iteration = 0, 0
     latest = work_dir / "latest.pth"
     resumed = tc.resume and latest.exists()
-    pretrained = None if resumed else init_pretrained(model, tc.pretrained, env.is_main)
+    # with --load-from the backbone comes from that checkpoint: no note about random initialisation
+    pretrained = None if resumed else init_pretrained(model, tc.pretrained, env.is_main and tc.load_from is None)
     loaded = None if resumed or tc.load_from is None else load_matching(model, tc.load_from)
     if resumed:
         state, meta = read_checkpoint(latest)
