@@ -24,6 +24,7 @@ from regnet_explore.evaluation.lyft import (
     lidar_reach,
     prediction_records,
     range_average_precisions,
+    range_found_share,
     write_submission_csv,
 )
 from regnet_explore.evaluation.nuscenes import (
@@ -144,6 +145,12 @@ def test_lyft_range_bands_score_what_each_configuration_can_see(lyft_val):
            for t, d in oracle.items() for mask in [d.boxes[:, :2].abs().amax(1) < 80]}
     bands = range_average_precisions(lyft_val, cut)
     assert set(bands["0-80 m"]["AP"].values()) == {1.0} and set(bands["80-100 m"]["AP"].values()) == {0.0}
+    found = range_found_share(lyft_val, cut, class_name="car")
+    assert found["0-80 m"]["found"] == 1.0 and found["80-100 m"]["found"] == 0.0
+    shifted = {t: Detections(d.boxes + torch.tensor([1.5, 0, 0, 0, 0, 0, 0]), d.scores, d.labels, d.class_names)
+               for t, d in oracle.items()}
+    assert range_found_share(lyft_val, shifted)["0-80 m"]["found"] == 1.0  # within 2 m
+    assert range_found_share(lyft_val, shifted, max_distance=1.0)["0-80 m"]["found"] == 0.0
 
 
 def test_lyft_metric_survives_absurd_boxes(lyft_val):

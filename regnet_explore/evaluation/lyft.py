@@ -99,6 +99,32 @@ def range_average_precisions(data: LyftData, detections: Mapping[str, Detections
     return bands
 
 
+def range_found_share(data: LyftData, detections: Mapping[str, Detections],
+                      edges: tuple[float, ...] = (0.0, 80.0, 100.0), max_distance: float = 2.0, score_thr: float = 0.1,
+                      class_name: str = "car") -> dict[str, dict]:
+    """Per distance band (``max(|x|, |y|)`` in the LiDAR frame) the share of ``class_name`` ground-truth boxes with a
+    prediction of that class, scoring at least ``score_thr``, whose BEV centre lies within ``max_distance`` m: the
+    lenient question (is it there at all?) beside the 3D-IoU metric. {"80-100 m": {"objects": n, "found": share}}."""
+    label = data.class_names.index(class_name)
+    reach, found = [], []
+    for token in data.tokens:
+        sample = data.sample(token, with_points=False)
+        gt = sample.gt_boxes[sample.gt_labels == label, :2].astype(np.float64)
+        det = detections[token]
+        keep = (det.labels == label) & (det.scores >= score_thr)
+        pred = det.boxes[keep, :2].double().cpu().numpy()
+        dist = np.linalg.norm(gt[:, None] - pred[None], axis=-1) if len(pred) else np.full((len(gt), 1), np.inf)
+        reach.append(np.abs(gt).max(axis=1))
+        found.append(dist.min(axis=1) <= max_distance)
+    reach_all, found_all = np.concatenate(reach), np.concatenate(found)
+    bands = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (reach_all >= lo) & (reach_all < hi)
+        bands[f"{lo:g}-{hi:g} m"] = {"objects": int(inside.sum()),
+                                     "found": float(found_all[inside].mean()) if inside.any() else float("nan")}
+    return bands
+
+
 def write_submission_csv(data: LyftData, detections: Mapping[str, Detections], path: str | os.PathLike) -> Path:
     """Kaggle CSV: ``Id,PredictionString`` with "score x y z w l h yaw class" per box, global frame."""
     lines = ["Id,PredictionString"]

@@ -64,8 +64,9 @@ class SceneBrowser:
                                    continuous_update=False)
         self.classes = w.SelectMultiple(options=first.class_names, value=tuple(first.class_names),
                                         description="classes", rows=min(10, len(first.class_names)))
-        self.show_gt = w.Checkbox(True, description="ground truth")
-        self.show_pred = w.Checkbox(predict is not None, description="predictions", disabled=predict is None)
+        self.show_gt = w.Checkbox(True, description="ground truth", indent=False)
+        self.show_pred = w.Checkbox(predict is not None, description="predictions", disabled=predict is None,
+                                    indent=False)
         self.color_by = w.Dropdown(options=["height", "intensity", "time"], description="colour")
         self.status = w.HTML()
         self.figure = go.FigureWidget()
@@ -76,10 +77,12 @@ class SceneBrowser:
 
     @property
     def widget(self) -> w.Widget:
-        controls = w.VBox([self.dataset, w.HBox([self.play, self.index]), self.score, self.classes,
-                           w.HBox([self.show_gt, self.show_pred]), self.color_by, self.status],
-                          layout=w.Layout(flex="0 0 auto", min_width="340px"))  # the figure does not squeeze it
-        return w.HBox([controls, self.figure])
+        # Controls in a row above the figure: beside it, the 700 px plot and the controls overflow a notebook cell.
+        controls = w.HBox([w.VBox([self.dataset, w.HBox([self.play, self.index]), self.score, self.color_by]),
+                           w.VBox([self.classes]),
+                           w.VBox([self.show_gt, self.show_pred, self.status])],
+                          layout=w.Layout(flex_flow="row wrap"))
+        return w.VBox([controls, self.figure])
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
