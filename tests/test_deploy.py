@@ -55,7 +55,9 @@ def frames() -> list[tuple[str, np.ndarray]]:
 
 
 def test_onnx_runtime_gives_the_torch_boxes(shipped, exported):
-    """Head outputs equal to float rounding on every frame; the same number of boxes; every box scoring 0.2 or more
+    """Head outputs equal to float rounding on every frame (rtol 1e-3: the two runtimes pick their own fp32
+    convolution kernels, and over ~40 layers a few of 3.2 million outputs of magnitude ~7 drift by 2e-4 relative,
+    run to run); the same number of boxes; every box scoring 0.2 or more
     matched within 1e-3; over all boxes (down to the 0.05 threshold) ONNX agrees with torch at least as well as
     torch agrees with itself once its BatchNorm is folded: the low-score tail is a cluster of near-tied boxes whose
     NMS outcome any float rounding reorders."""
@@ -67,7 +69,7 @@ def test_onnx_runtime_gives_the_torch_boxes(shipped, exported):
         with torch.no_grad():
             want, got = shipped(clouds), onnx(clouds)
         for a, b in zip(sum(want, []), sum(got, []), strict=True):
-            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m, t=token: f"{t}: {m}")
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-3, msg=lambda m, t=token: f"{t}: {m}")
         ref, dets, own = shipped.predict(points), onnx.predict(points), unfused.predict(points)
         assert len(dets) == len(ref), token
         strong = match(ref.above(0.2), dets.above(0.2))
