@@ -42,6 +42,10 @@ step "regnet_explore with all extras (pins in constraints.txt)"
 # dash (pulled in by open3d-cpu, unused here) drops a source lab extension that makes every JupyterLab page load ask
 # for a rebuild ("Build Recommended"); without it the prebuilt extensions are complete.
 rm -f .venv/share/jupyter/lab/extensions/dash-jupyterlab.tgz
+# The Jupyter server extension that serves plotly's widget module once (regnet_explore/lab.py). A wheel install puts
+# this file in place itself; pip's editable install skips a package's data files.
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d
+cp jupyter-config/jupyter_server_config.d/regnet_explore.json .venv/etc/jupyter/jupyter_server_config.d/
 
 if [ "${SKIP_DEMO:-0}" != 1 ]; then
   step "main job: regnet-explore demo"

@@ -1,4 +1,12 @@
-"""``regnet-explore lab``: JupyterLab on the notebooks of a source checkout (else the current folder)."""
+"""JupyterLab: ``regnet-explore lab`` on the notebooks of a source checkout (else the current folder), and the Jupyter
+server extension that serves plotly's widget module once (enabled by the config file this package installs in
+``etc/jupyter/jupyter_server_config.d``).
+
+Why the extension: a plotly ``FigureWidget`` sends its JavaScript module (4.7 MB, plotly.js inside) as widget state,
+so a notebook saved with its widget state carries one copy per figure. With the module served at
+``<base_url>regnet-explore/plotly/widgetbundle.js``, ``regnet_explore.viz.widgets.figure_widget`` gives figures whose
+module is a few lines importing it (kernels learn that it is served from ``PLOTLY_SERVED`` in their environment).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+PLOTLY_ROUTE = "regnet-explore/plotly/"
+PLOTLY_SERVED = "REGNET_EXPLORE_PLOTLY_SERVED"
 
 
 def jupyter_command(jupyter_args: list[str], notebooks: Path) -> list[str]:
@@ -36,3 +47,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "shows this help, `regnet-explore lab --help` Jupyter's.")
     p.add_argument("jupyter_args", nargs="*", help="arguments for jupyter lab")
     p.set_defaults(func=_cmd_lab)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "regnet_explore.lab"}]
+
+
+def _load_jupyter_server_extension(server_app) -> None:
+    """Serve plotly's widget module; kernels started from now on inherit ``PLOTLY_SERVED``."""
+    import plotly
+    from jupyter_server.utils import url_path_join
+    from tornado.web import StaticFileHandler
+
+    web_app = server_app.web_app
+    route = url_path_join(web_app.settings["base_url"], PLOTLY_ROUTE, r"(widgetbundle\.js)")
+    package_data = Path(plotly.__file__).parent / "package_data"
+    web_app.add_handlers(".*$", [(route, StaticFileHandler, {"path": str(package_data)})])
+    os.environ[PLOTLY_SERVED] = PLOTLY_ROUTE

@@ -14,10 +14,12 @@ import torch
 
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.regnet.zoo import zoo_params
+from regnet_explore.viz.common import color_range
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 KEYS = SHARED / "reference" / "keys"
+SAVED_NOTEBOOK_LIMIT_MB = 2.0  # an executed notebook as saved, widget state included (issue 16)
 
 
 def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -105,3 +107,15 @@ def build_pycls(name: str):
     ckpt = {"epoch": 99, "model_state": model.state_dict(), "optimizer_state": {}, "cfg": cfg.dump()}
     return model, ckpt
 
+
+def assert_colour_levels(marker, value: np.ndarray) -> None:
+    """The marker colours are ``value`` as 256 uint8 levels over its 1st-99th percentile range, and the colour bar's
+    ticks name values of that range."""
+    levels = np.asarray(marker.color)
+    lo, hi = color_range(value)
+    assert levels.dtype == np.uint8 and (marker.cmin, marker.cmax) == (0, 255)
+    assert np.allclose(lo + levels / 255 * (hi - lo), np.clip(value, lo, hi), atol=(hi - lo) / 510 * 1.001)
+    ticks = marker.colorbar
+    assert ticks.tickvals[0] == 0 and ticks.tickvals[-1] == 255
+    named = [float(t) for t in ticks.ticktext]
+    assert np.allclose([named[0], named[-1]], [lo, hi], rtol=5e-3, atol=1e-3 * (hi - lo))

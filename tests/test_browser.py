@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .browser import Chromium, JupyterLab, chromium
-from .helpers import REPO
+from .helpers import REPO, SAVED_NOTEBOOK_LIMIT_MB
 
 pytest.importorskip("jupyterlab")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium")]
@@ -135,11 +135,19 @@ def run_clean(session, name: str, timeout: float) -> tuple[Chromium, str]:
 
 
 def finish(session, panel: str, name: str) -> None:
-    """Screenshot the settled notebook into the session's folder, then close it."""
-    browser, shots = session[1], session[2]
+    """Screenshot the settled notebook into the session's folder, save it as the user would (widget state
+    included: the session switches that on) and check its size, then close it."""
+    lab, browser, shots = session
     settle(browser, panel)
     browser.screenshot(shots / name.replace(".ipynb", ".png"))
+    browser.js(f"{panel}.context.save().then(() => true)")
+    saved = (lab.root / name).read_text()
     close(browser, panel)
+    assert "application/vnd.jupyter.widget-state+json" in saved, f"{name}: saved without its widget state"
+    saved_mb = len(saved.encode()) / 2**20
+    with open(shots / "saved-sizes.txt", "a") as f:
+        f.write(f"{name} {saved_mb:.2f} MB saved by JupyterLab with widget state\n")
+    assert saved_mb < SAVED_NOTEBOOK_LIMIT_MB, f"{name}: {saved_mb:.2f} MB saved"
 
 
 def test_notebook_01_sliders_redraw_the_explorer(session):
@@ -166,6 +174,12 @@ def test_notebook_04_scene_browser_follows_its_score_slider(session):
     after = browser.wait_for(f"(() => {{ const t = {status}; return t !== {json.dumps(before)} && t; }})()", 60,
                              "the scene browser to redraw")
     assert "predictions ≥" in after and after != before
+    # its 3D view is drawn, from plotly's module as the Jupyter server serves it (not from the widget state)
+    title = browser.wait_for("(() => { const t = document.querySelector('.widget-vbox .js-plotly-plot .gtitle'); "
+                             "return t && t.textContent; })()", 60, "the scene browser's 3D view")
+    assert "points" in title, title
+    assert browser.js("performance.getEntriesByType('resource').some(e => e.name.includes("
+                      "'regnet-explore/plotly/widgetbundle.js'))")
     finish(session, panel, "04_nuscenes_scenes.ipynb")
 
 

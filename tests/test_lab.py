@@ -1,16 +1,20 @@
-"""``regnet-explore lab``: every argument reaches jupyter lab, without starting a server."""
+"""``regnet-explore lab``: every argument reaches jupyter lab, without starting a server; the server extension
+serves plotly's widget module."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from regnet_explore.cli import build_parser, main
-from regnet_explore.lab import jupyter_command
+from regnet_explore.lab import PLOTLY_ROUTE, jupyter_command
+
+from .browser import JupyterLab
 
 
 def test_every_argument_is_passed_through():
@@ -39,3 +43,20 @@ def test_jupyterlab_needs_no_build(tmp_path):
                          env={**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path)})
     assert out.returncode == 0
     assert "build" not in (out.stdout + out.stderr).lower().replace("built into", "")
+
+
+def test_jupyter_serves_plotly_widget_module(tmp_path):
+    """The extension is enabled in this environment (setup.sh; a wheel install's data file) and serves plotly's
+    module, byte for byte, at the route the served figure widgets import."""
+    pytest.importorskip("jupyterlab")
+    import plotly
+
+    (tmp_path / "root").mkdir()
+    lab = JupyterLab(tmp_path / "root", tmp_path / "state", tmp_path / "lab.log")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{lab.port}/{PLOTLY_ROUTE}widgetbundle.js", timeout=30) as r:
+            kind, body = r.headers["Content-Type"], r.read()
+    finally:
+        lab.stop()
+    assert kind in ("application/javascript", "text/javascript")
+    assert body == (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_bytes()

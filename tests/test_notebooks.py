@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import SAVED_NOTEBOOK_LIMIT_MB
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 kernelspec = pytest.importorskip("jupyter_client.kernelspec")
@@ -44,7 +46,7 @@ def test_committed_without_outputs(path: Path):
 def execute(nb) -> None:
     """Run every cell in the notebook folder; CellExecutionError (naming the cell) at the first failure."""
     km = this_python_kernel()
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=km,
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", km=km, store_widget_state=False,
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     try:
         client.execute()
@@ -59,7 +61,12 @@ def execute(nb) -> None:
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path: Path):
-    execute(nbformat.read(path, as_version=4))
+    """... and saved as JupyterLab saves by default (outputs, no widget state) it stays small; saved with its widget
+    state, tests/test_browser.py checks it in JupyterLab."""
+    nb = nbformat.read(path, as_version=4)
+    execute(nb)
+    saved_mb = len(nbformat.writes(nb).encode()) / 2**20
+    assert saved_mb < SAVED_NOTEBOOK_LIMIT_MB, f"{path.name}: {saved_mb:.2f} MB saved"
 
 
 USES_PYCLS = [p for p in NOTEBOOKS if "import pycls" in p.read_text() or "from pycls" in p.read_text()]

@@ -21,6 +21,8 @@ from regnet_explore.viz.bev import bev_figure
 from regnet_explore.viz.common import CLASS_COLORS, BoxSet, save_png, view_boxes
 from regnet_explore.viz.scene3d import save_html, scene_figure
 
+from .helpers import assert_colour_levels
+
 FRAME = "nuscenes-demo-frame"
 NAMES = ("car", "truck", "pedestrian")
 
@@ -73,7 +75,7 @@ def test_scene_figure_content(real_frame):
 def test_scene_colour_modes_and_html(real_frame, tmp_path):
     points, gt, _ = real_frame
     fig = scene_figure(points, **gt, color_by="intensity")
-    assert np.allclose(np.asarray(fig.data[0].marker.color), points[:, 3])
+    assert_colour_levels(fig.data[0].marker, points[:, 3])
     save_html(fig, tmp_path / "scene.html")
     html = (tmp_path / "scene.html").read_text()
     assert "plotly" in html and "Scatter3d".lower() in html.lower() and len(html) > 1_000_000  # plotly.js embedded
@@ -214,3 +216,4 @@ def test_html_scene_draws_in_headless_chromium(real_frame, tmp_path):
     non_white = (plot < 0.95).any(axis=-1).mean()
     assert non_white > 0.02, "the 3D scene did not draw (blank canvas)"
     assert _is_picture(tmp_path / "shot.png", min_colours=50)
+

@@ -9,8 +9,11 @@ import pytest
 
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.lab import PLOTLY_ROUTE, PLOTLY_SERVED
 from regnet_explore.viz.common import BoxSet
-from regnet_explore.viz.widgets import SceneBrowser, match_counts
+from regnet_explore.viz.widgets import SceneBrowser, ServedFigureWidget, figure_widget, match_counts
+
+from .helpers import assert_colour_levels
 
 
 @dataclass
@@ -66,7 +69,7 @@ def test_slider_changes_figure_in_place():
     browser.show_gt.value = False
     assert not _boxes(fig, "GT")
     browser.color_by.value = "intensity"
-    assert np.allclose(np.asarray(fig.data[0].marker.color), browser.current()[0].points[:, 3])
+    assert_colour_levels(fig.data[0].marker, browser.current()[0].points[:, 3])
     assert "TP" in browser.status.value
 
 
@@ -101,3 +104,13 @@ def test_match_counts():
                   ["car", "car", "car"], np.array([0.9, 0.8, 0.3]))
     assert match_counts(gt, pred) == {"tp": 1, "fp": 2, "fn": 1}
     assert match_counts(gt, pred, max_distance=4.0) == {"tp": 2, "fp": 1, "fn": 0}
+
+
+def test_figure_widget_imports_the_served_module_only_when_served(monkeypatch):
+    monkeypatch.delenv(PLOTLY_SERVED, raising=False)
+    own = figure_widget()
+    assert not isinstance(own, ServedFigureWidget) and len(own._esm) > 1_000_000  # plotly.js inside
+    monkeypatch.setenv(PLOTLY_SERVED, PLOTLY_ROUTE)
+    served = figure_widget()
+    assert isinstance(served, ServedFigureWidget) and len(served._esm) < 1_000
+    assert f'"{PLOTLY_ROUTE}widgetbundle.js"' in served._esm and "export default" in served._esm

@@ -1,12 +1,13 @@
 """ipywidgets scene browser: slide through samples, filter boxes, compare ground truth with predictions.
 
-The figure is one ``plotly.graph_objects.FigureWidget`` updated in place (no re-creation flicker). Every
-callback is a plain method, so the browser is testable without a front end: set a widget's ``.value`` and the
-figure's data follows.
+The figure is one ``plotly.graph_objects.FigureWidget`` updated in place (no re-creation flicker, and the camera
+stays where the user turned it). Every callback is a plain method, so the browser is testable without a front end:
+set a widget's ``.value`` and the figure's data follows.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 import ipywidgets as w
@@ -16,10 +17,31 @@ import plotly.graph_objects as go
 from regnet_explore.data.dataset import Sample
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.lab import PLOTLY_ROUTE, PLOTLY_SERVED
 from regnet_explore.viz.common import BoxSet
 from regnet_explore.viz.scene3d import scene_figure
 
 Predictor = Callable[[Sample], Detections]
+
+# The module of a figure widget when the Jupyter server serves plotly's (regnet_explore/lab.py): it imports that
+# copy from the page's own server, so saved widget state holds these lines instead of 4.7 MB of plotly.js per figure.
+SERVED_MODULE = f"""
+const config = document.getElementById("jupyter-config-data");
+const base = (config && JSON.parse(config.textContent).baseUrl) || "/";
+const plotly = await import(new URL(base + "{PLOTLY_ROUTE}widgetbundle.js", location.origin).href);
+export default plotly.default;
+"""
+
+
+class ServedFigureWidget(go.FigureWidget):
+    """A ``FigureWidget`` whose JavaScript module comes from the Jupyter server instead of the widget state."""
+    _esm = SERVED_MODULE
+
+
+def figure_widget() -> go.FigureWidget:
+    """An empty figure widget: a ``ServedFigureWidget`` in kernels started by a Jupyter server that serves plotly's
+    module (``PLOTLY_SERVED`` in the environment), else plotly's own ``FigureWidget``."""
+    return ServedFigureWidget() if os.environ.get(PLOTLY_SERVED) else go.FigureWidget()
 
 
 def match_counts(gt: BoxSet, pred: BoxSet, max_distance: float = 2.0) -> dict[str, int]:
@@ -49,7 +71,7 @@ class SceneBrowser:
     ``class_names``); ``predict``: Sample -> Detections, called once per sample and cached.
     """
 
-    def __init__(self, datasets: Mapping[str, object], predict: Predictor | None = None, max_points: int = 40_000,
+    def __init__(self, datasets: Mapping[str, object], predict: Predictor | None = None, max_points: int = 25_000,
                  score_thr: float = 0.3):
         if not datasets:
             raise ValueError("SceneBrowser needs at least one dataset")
@@ -69,7 +91,7 @@ class SceneBrowser:
                                     indent=False)
         self.color_by = w.Dropdown(options=["height", "intensity", "time"], description="colour")
         self.status = w.HTML()
-        self.figure = go.FigureWidget()
+        self.figure = figure_widget()
         self.dataset.observe(self._on_dataset, names="value")
         for control in (self.index, self.score, self.classes, self.show_gt, self.show_pred, self.color_by):
             control.observe(lambda _change: self.update(), names="value")
