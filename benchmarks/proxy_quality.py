@@ -7,7 +7,9 @@ Runs (resumably, skipping what the directories already hold) the sweeps the thre
 - noise: the first ``--noise-models`` of them trained again with training seeds 1 .. ``--seeds``-1
   (``<out>/seed-<s>``; seed 0 is the population's row). Figure: the seed standard deviation of the error (the root
   mean square over models of the per-model standard deviation, ddof 1) against the interquartile range of the
-  population's errors; the bar is std <= IQR / 4;
+  population's errors; the bar is std <= IQR / 4. The same models with init seeds 1 .. ``--seeds``-1 alone
+  (``<out>/init-<s>``: other initial weights on the sweep's own data order and augmentation) split that noise into
+  its initialization part and, by difference, its data-order part;
 - fidelity: the first ``--fidelity-models`` trained with ``--factor`` times the budget (``<out>/fidelity-<f>x``).
   Figure: Spearman's rank correlation of proxy error and long-budget error with a 95 % bootstrap interval
   (scipy.stats.bootstrap, paired resampling of models); the bar is rho >= 0.6;
@@ -44,6 +46,7 @@ def plan(args: argparse.Namespace) -> list[SweepConfig]:
     against the partial population), then the rest of the population, then the long runs."""
     runs = [proxy(args, "regnetx", args.noise_models)]
     runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds)]
+    runs += [proxy(args, f"init-{s}", args.noise_models, init_seed=s) for s in range(1, args.seeds)]
     runs.append(proxy(args, "regnetx", args.population))
     if args.fidelity_models:
         runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
@@ -59,6 +62,17 @@ def spearman_with_interval(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple
     return float(rho), float(low), float(high)
 
 
+def seed_errors(out: Path, population: pd.DataFrame, kind: str, models: int, seeds: int) -> pd.DataFrame:
+    """Errors of the first ``models`` networks, one column per seed (0: the population's row; s: ``<kind>-<s>``),
+    for the models that have every seed so far."""
+    columns = [population[population["index"] < models][["index", "error"]].assign(seed=0)]
+    for s in range(1, seeds):
+        table = load_results(out / f"{kind}-{s}") if (out / f"{kind}-{s}").is_dir() else pd.DataFrame()
+        if len(table):
+            columns.append(table[["index", "error"]].assign(seed=s))
+    return pd.concat(columns).pivot(index="index", columns="seed", values="error").dropna()
+
+
 def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
     out = Path(args.out)
     population = load_results(out / "regnetx")
@@ -68,20 +82,18 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
     q1, q3 = np.percentile(errors, [25, 75]) if len(errors) else (np.nan, np.nan)
     result.update(iqr=float(q3 - q1), median_error=float(np.median(errors)) if len(errors) else None)
 
-    seeds = [population[population["index"] < args.noise_models][["index", "error"]].assign(seed=0)]
-    for s in range(1, args.seeds):
-        table = load_results(out / f"seed-{s}") if (out / f"seed-{s}").is_dir() else pd.DataFrame()
-        if len(table):
-            seeds.append(table[["index", "error"]].assign(seed=s))
-    by_model = pd.concat(seeds).pivot(index="index", columns="seed", values="error").dropna()
-    per_model_std = by_model.std(axis=1, ddof=1)
-    seed_std = float(np.sqrt((per_model_std**2).mean())) if len(by_model) else np.nan
-    result.update(noise_models=len(by_model), seeds=by_model.shape[1], seed_std=seed_std,
-                  seed_errors={int(i): [round(v, 4) for v in row] for i, row in by_model.iterrows()},
-                  noise_ratio=seed_std / result["iqr"] if result["iqr"] else None)
-    result["noise_ok"] = bool(len(by_model) >= args.noise_models and by_model.shape[1] >= args.seeds
-                              and len(population) >= args.population and 0 < result["iqr"]
-                              and seed_std <= result["iqr"] / 4)
+    for kind, key in (("seed", "seed"), ("init", "init_seed")):
+        by_model = seed_errors(out, population, kind, args.noise_models, args.seeds)
+        std = float(np.sqrt((by_model.std(axis=1, ddof=1) ** 2).mean())) if len(by_model) else np.nan
+        result.update({f"{key}_std": std, f"{key}_errors": {int(i): [round(v, 4) for v in row]
+                                                               for i, row in by_model.iterrows()},
+                       f"{kind}_noise_models": len(by_model), f"{kind}_seeds": by_model.shape[1],
+                       f"{kind}_noise_ratio": std / result["iqr"] if result["iqr"] else None,
+                       f"{kind}_noise_ok": bool(len(by_model) >= args.noise_models and by_model.shape[1] >= args.seeds
+                                                and len(population) >= args.population and 0 < result["iqr"]
+                                                and std <= result["iqr"] / 4)})
+    result.update(noise_models=result.pop("seed_noise_models"), seeds=result.pop("seed_seeds"),
+                  noise_ratio=result.pop("seed_noise_ratio"), noise_ok=result.pop("seed_noise_ok"))
 
     fidelity_dir = out / f"fidelity-{args.factor}x"
     if fidelity_dir.is_dir() and len(load_results(fidelity_dir)):
@@ -113,6 +125,10 @@ def report(r: dict, factor: int) -> str:
              f"IQR {_f(r['iqr'])}",
              f"noise: {r['noise_models']} models x {r['seeds']} seeds, seed std {_f(r['seed_std'])} = "
              f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}"]
+    if r.get("init_seeds", 0) > 1:
+        lines.append(f"       of which initialization ({r['init_noise_models']} models x {r['init_seeds']} init seeds, "
+                     f"the sweep's data order): std {_f(r['init_seed_std'])} = {_f(r['init_noise_ratio'], 2)} x IQR "
+                     f"-> {'ok' if r['init_noise_ok'] else 'NOT MET'}")
     if "spearman" in r:
         low, high = r["spearman_ci"]
         lines.append(f"fidelity: {r['fidelity_models']} models, Spearman rho (proxy vs {factor}x budget) "
@@ -145,7 +161,8 @@ def main() -> None:
         trained, wall = 0, 0.0
         for cfg in plan(args):
             print(f"== {Path(cfg.out).name}: {cfg.samples} models, budget {cfg.budget}, train seed "
-                  f"{cfg.train_seed if cfg.train_seed is not None else cfg.seed}", flush=True)
+                  f"{cfg.train_seed if cfg.train_seed is not None else cfg.seed}, init seed "
+                  f"{cfg.init_seed if cfg.init_seed is not None else 'the same'}", flush=True)
             start = time.perf_counter()
             old = load_results(cfg.out) if any(Path(cfg.out).glob("results*.jsonl")) else pd.DataFrame()
             before = set(old.get("index", []))

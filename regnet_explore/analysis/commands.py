@@ -82,6 +82,7 @@ def _progress(row: dict, count: list[int]) -> None:
 def _sweep_config(args: argparse.Namespace) -> SweepConfig:
     """The command line's settings; with ``--proxy`` the preset's values fill what the command leaves unset."""
     given = dict(space=args.space, samples=args.samples, seed=args.seed, train_seed=args.train_seed,
+                 init_seed=args.init_seed,
                  detector=args.config, data=args.data, version=args.version, budget=args.budget,
                  batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                  warmup_iters=args.warmup_iters, crop=args.crop,
@@ -225,7 +226,11 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="Ray: reruns of a model whose worker died, each resuming its latest.pth")
     p.add_argument("--retry-failed", action="store_true", help="train again the models whose row says failed")
     p.add_argument("--train-seed", type=int,
-                   help="training seed (default: --seed): the same sampled networks from other initial weights")
+                   help="training seed (default: --seed): the same sampled networks from other initial weights "
+                        "and data order")
+    p.add_argument("--init-seed", type=int,
+                   help="initial weights' seed alone (default: the training seed): other initial weights, the same "
+                        "data order and augmentation")
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random"])
     p.add_argument("--sweeps", type=int, help=f"LiDAR sweeps per sample (default {d.sweeps})")

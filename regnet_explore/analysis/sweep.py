@@ -50,10 +50,10 @@ from regnet_explore.train.engine import TrainConfig, default_splits, train
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
-RESULT_FIELDS = ("space", "seed", "train_seed", "detector", "data", "synthetic", "val_synthetic", "version",
-                 "budget", "batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps",
-                 "classes", "neck_channels", "encoder_channels", "max_points", "pretrained", "flops", "params",
-                 "num_stages", "metric")
+RESULT_FIELDS = ("space", "seed", "train_seed", "init_seed", "detector", "data", "synthetic", "val_synthetic",
+                 "version", "budget", "batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement",
+                 "sweeps", "classes", "neck_channels", "encoder_channels", "max_points", "pretrained", "flops",
+                 "params", "num_stages", "metric")
 BACKENDS = ("local", "ray")
 # The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
 # in a +-16 m window (128 x 128 pillars) of one LiDAR sweep; trained on the 512 training key frames of a synthetic
@@ -77,6 +77,7 @@ class SweepConfig:
     samples: int = 32
     seed: int = 0  # sampling seed, and the training seed unless train_seed is given
     train_seed: int | None = None  # the same networks trained from other initial weights and data order
+    init_seed: int | None = None  # the same networks from other initial weights alone, on the same data order
     detector: str = DEFAULT_DETECTOR
     data: str | None = None  # dataroot; None: a synthetic set of the detector's dataset
     synthetic: tuple[int, int] | None = None  # that set's (scenes, key frames); None: the default mini set
@@ -277,7 +278,8 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
     batch = cfg.batch_size or det.samples_per_gpu
     tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
                      warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
-                     seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, crop=cfg.crop,
+                     seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, init_seed=cfg.init_seed,
+                     crop=cfg.crop,
                      crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)

@@ -28,7 +28,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", help="ImageNet backbone weights, as the reference starts RegNet configs: a pycls "
                                         "checkpoint (.pyth) or its `regnet-explore convert` output; the log lists "
                                         "what loaded and what was skipped")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="data order, augmentation and windows, and the initial weights unless --init-seed")
+    p.add_argument("--init-seed", type=int, help="the initial weights' seed alone (default: --seed)")
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random", "objects"], default=d.crop_placement,
                    help="center: one crop around the ego, scored inside it; random: a window anywhere in the full "
@@ -51,7 +53,7 @@ def run_train(args: argparse.Namespace) -> int:
                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       auto_scale_lr=args.auto_scale_lr, lr_schedule=args.lr_schedule,
                       warmup_iters=args.warmup_iters,
-                      seed=args.seed, crop=args.crop, crop_placement=args.crop_placement,
+                      seed=args.seed, init_seed=args.init_seed, crop=args.crop, crop_placement=args.crop_placement,
                       max_iters_per_epoch=args.max_iters,
                       eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,

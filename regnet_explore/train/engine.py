@@ -65,7 +65,8 @@ class TrainConfig:
     auto_scale_lr: bool = False  # scale lr linearly by the total batch over 32 (mmdetection3d's auto_scale_lr)
     lr_schedule: str = "step"  # 'step': x0.1 at epochs 20 and 23 of 24 (the reference); 'cosine': to 0 (pycls)
     warmup_iters: int = 1000
-    seed: int = 0
+    seed: int = 0  # data order, augmentation, windows, and the initial weights unless init_seed is given
+    init_seed: int | None = None  # the initial weights' seed alone (None: seed): same data, other initialization
     crop: float | None = None  # half-extent (m) of a cropped square BEV range, e.g. 25; None: full range
     # 'center': the crop around the ego, scored inside it; 'random': each batch a window anywhere in the full
     # range (absolute coordinates kept, so the weights see every distance), scored on the full range; 'objects':
@@ -246,7 +247,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
                                          num_workers=tc.workers, persistent_workers=False)
 
-    torch.manual_seed(tc.seed)
+    torch.manual_seed(tc.seed if tc.init_seed is None else tc.init_seed)
     model = PointPillars(det_cfg).to(device)
     model.set_precision("fp32")  # the detector's inference autocast; training follows tc.amp (with loss scaling)
     if env.distributed:
