@@ -7,9 +7,9 @@ Runs (resumably, skipping what the directories already hold) the sweeps the thre
 - noise: the first ``--noise-models`` of them trained again with training seeds 1 .. ``--seeds``-1
   (``<out>/seed-<s>``; seed 0 is the population's row). Figure: the seed standard deviation of the error (the root
   mean square over models of the per-model standard deviation, ddof 1) against the interquartile range of the
-  population's errors; the bar is std <= IQR / 4. The same models with init seeds 1 .. ``--seeds``-1 alone
-  (``<out>/init-<s>``: other initial weights on the sweep's own data order and augmentation) split that noise into
-  its initialization part and, by difference, its data-order part;
+  population's errors; the bar is std <= IQR / 4. Beside it, the same figure for the same models with init seeds
+  1 .. ``--seeds``-1 alone (``<out>/init-<s>``: other initial weights on the sweep's own data order and
+  augmentation), and for all their runs pooled (the better estimate of one run's noise);
 - fidelity: the first ``--fidelity-models`` trained with ``--factor`` times the budget (``<out>/fidelity-<f>x``).
   Figure: Spearman's rank correlation of proxy error and long-budget error with a 95 % bootstrap interval
   (scipy.stats.bootstrap, paired resampling of models); the bar is rho >= 0.6;

@@ -279,8 +279,7 @@ def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: 
     tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
                      warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
                      seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, init_seed=cfg.init_seed,
-                     crop=cfg.crop,
-                     crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
+                     crop=cfg.crop, crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
     scoring = val_root(cfg)
