@@ -44,6 +44,15 @@ def require(module: str) -> ModuleType:
                                  f"pip install 'regnet_explore[deploy]' (onnx, onnxruntime)") from None
 
 
+def session_options(threads: int):
+    """onnxruntime session options: ``threads`` intra-op threads, errors only in the log (not the
+    shape-inference notes about dynamic outputs)."""
+    options = require("onnxruntime").SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return options
+
+
 class EncoderGraph(nn.Module):
     """(voxels (P, M, 4), num_points (P,), coors (P, 4)) -> pillar features (P, C): the pillar encoder alone."""
 

@@ -26,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from regnet_explore.data.dataset import open_dataset, training_split
-from regnet_explore.deploy.export import DENSE, DENSE_INT8, MANIFEST, read_manifest, require
+from regnet_explore.deploy.export import DENSE, DENSE_INT8, MANIFEST, read_manifest, require, session_options
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import atomic_write, write_json_atomic
@@ -120,9 +120,7 @@ def _quantize(quantization, source: Path, target: Path, canvases: Sequence[np.nd
 
 def _session(graph: Path, threads: int | None = None):
     ort = require("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.log_severity_level = 3
+    options = session_options(threads or torch.get_num_threads())
     return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from regnet_explore.deploy.export import DENSE, DENSE_INT8, ENCODER, read_manifest, require, sha256
+from regnet_explore.deploy.export import DENSE, DENSE_INT8, ENCODER, read_manifest, require, session_options, sha256
 from regnet_explore.detection.configs import DetectorConfig
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import HeadOutputs, PointPillars, PointsLike, as_clouds
@@ -39,7 +39,8 @@ def providers(device: torch.device) -> list[str]:
 class OnnxPointPillars:
     """The graphs of an export folder on ``device`` (``precision`` fp32, or int8 once ``dense.int8.onnx`` exists).
 
-    ``threads`` sets onnxruntime's intra-op threads (default: torch's, so that both backends use the same cores).
+    ``threads`` sets onnxruntime's intra-op threads for the dense graph (default: torch's, so that both backends
+    use the same cores); the encoder graph runs on one (see ``__init__``).
     ``config`` (a name or config) makes a folder exported from another config an error.
     """
 
@@ -59,13 +60,15 @@ class OnnxPointPillars:
         self.steps = PointPillars.from_config(self.manifest["config"], device=self.device,
                                               legacy=self.manifest["legacy"], fuse=False)
         self.cfg = self.steps.cfg
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.log_severity_level = 3  # errors only: not the shape-inference notes about dynamic outputs
         chosen = providers(self.device)
         try:
-            self.encoder = ort.InferenceSession(str(self.folder / ENCODER), options, providers=chosen)
-            self.dense_graph = ort.InferenceSession(str(self.folder / dense), options, providers=chosen)
+            # one thread for the encoder: onnxruntime's CPU ScatterND(reduction=max), the pillar max, splits the
+            # points among threads without atomics, so a pillar whose points two threads share can lose a point's
+            # max now and then (onnxruntime issue #18048); one thread is exact, and slower by ~20 ms on 260k points
+            self.encoder = ort.InferenceSession(str(self.folder / ENCODER), session_options(1), providers=chosen)
+            self.dense_graph = ort.InferenceSession(str(self.folder / dense),
+                                                    session_options(threads or torch.get_num_threads()),
+                                                    providers=chosen)
         except Exception as e:  # onnxruntime raises its own exception types for unreadable graphs
             raise RegNetExploreError(f"{folder}: onnxruntime cannot load the graphs "
                                      f"({str(e).splitlines()[0]})") from None
