@@ -64,7 +64,7 @@ class OnnxPointPillars:
         try:
             # one thread for the encoder: onnxruntime's CPU ScatterND(reduction=max), the pillar max, splits the
             # points among threads without atomics, so a pillar whose points two threads share can lose a point's
-            # max now and then (onnxruntime issue #18048); one thread is exact, and slower by ~20 ms on 260k points
+            # max now and then (onnxruntime issue #18048); one thread is exact, and ~25 ms slower on 260k points
             self.encoder = ort.InferenceSession(str(self.folder / ENCODER), session_options(1), providers=chosen)
             self.dense_graph = ort.InferenceSession(str(self.folder / dense),
                                                     session_options(threads or torch.get_num_threads()),
