@@ -20,6 +20,7 @@ import os
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ def require(module: str) -> ModuleType:
                                  f"pip install 'regnet_explore[deploy]' (onnx, onnxruntime)") from None
 
 
-def session_options(threads: int):
+def session_options(threads: int) -> Any:
     """onnxruntime session options: ``threads`` intra-op threads, errors only in the log (not the
     shape-inference notes about dynamic outputs)."""
     options = require("onnxruntime").SessionOptions()
