@@ -1,8 +1,9 @@
 """The reference training pipeline's augmentation, on numpy arrays, deterministic under a seeded generator.
 
-GlobalRotScaleTrans (rotation about z, isotropic scale), RandomFlip3D (BEV horizontal: y -> -y), PointsRangeFilter,
-ObjectRangeFilter (BEV, then yaw wrapped into [-pi, pi)), ObjectNameFilter (labels outside the classes) and
-PointShuffle. Points (N, C) start with x, y, z; boxes (G, 7 or 9) are x, y, z_bottom, l, w, h, yaw[, vx, vy].
+GlobalRotScaleTrans (rotation about z, isotropic scale, a normal translation), RandomFlip3D (BEV horizontal:
+y -> -y), PointsRangeFilter, ObjectRangeFilter (BEV, then yaw wrapped into [-pi, pi)), ObjectNameFilter (labels
+outside the classes) and PointShuffle. Points (N, C) start with x, y, z; boxes (G, 7 or 9) are x, y, z_bottom, l,
+w, h, yaw[, vx, vy].
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 class AugmentConfig:
     rot_range: tuple[float, float] = (-0.3925, 0.3925)
     scale_range: tuple[float, float] = (0.95, 1.05)
+    # std (m) of a normal shift of the whole cloud and its boxes per axis; 0 in the reference's PointPillars configs
+    translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
     flip_ratio: float = 0.5
     shuffle: bool = True
 
@@ -41,6 +44,13 @@ def rotate_scale(s: Sample3D, angle: float, scale: float) -> Sample3D:
     return Sample3D(pts.astype(s.points.dtype), boxes.astype(s.boxes.dtype), s.labels)
 
 
+def translate(s: Sample3D, shift: np.ndarray) -> Sample3D:
+    pts, boxes = s.points.copy(), s.boxes.copy()
+    pts[:, :3] += shift.astype(pts.dtype)
+    boxes[:, :3] += shift.astype(boxes.dtype)
+    return Sample3D(pts, boxes, s.labels)
+
+
 def flip_bev(s: Sample3D) -> Sample3D:
     """mmdet3d's horizontal BEV flip of LiDAR boxes: y, vy and yaw change sign."""
     pts, boxes = s.points.copy(), s.boxes.copy()
@@ -64,8 +74,10 @@ def range_filter(s: Sample3D, point_cloud_range: tuple[float, ...]) -> Sample3D:
 
 def augment(s: Sample3D, cfg: AugmentConfig, point_cloud_range: tuple[float, ...],
             rng: np.random.Generator) -> Sample3D:
-    """The training pipeline in mmdet3d's order: rotate/scale, flip, range filters, shuffle."""
+    """The training pipeline in mmdet3d's order: rotate/scale/translate, flip, range filters, shuffle."""
     s = rotate_scale(s, rng.uniform(*cfg.rot_range), rng.uniform(*cfg.scale_range))
+    if any(cfg.translation_std):  # no draw without it: the reference's runs replay as before
+        s = translate(s, rng.normal(0.0, cfg.translation_std))
     if rng.random() < cfg.flip_ratio:
         s = flip_bev(s)
     s = range_filter(s, point_cloud_range)
