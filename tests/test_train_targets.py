@@ -8,8 +8,15 @@ import numpy as np
 import torch
 
 from regnet_explore.detection.boxes import nearest_bev_iou
-from regnet_explore.train.augment import (AugmentConfig, Sample3D, augment, flip_bev, range_filter, rotate_scale,
-                                          translate)
+from regnet_explore.train.augment import (
+    AugmentConfig,
+    Sample3D,
+    augment,
+    flip_bev,
+    range_filter,
+    rotate_scale,
+    translate,
+)
 from regnet_explore.train.losses import LossConfig, detection_loss, flatten_levels, sigmoid_focal_loss
 from regnet_explore.train.schedule import ScheduleConfig, lr_at
 from regnet_explore.train.targets import AssignerConfig, assign, build_targets
