@@ -1,9 +1,9 @@
 """The reference training pipeline's augmentation, on numpy arrays, deterministic under a seeded generator.
 
 GlobalRotScaleTrans (rotation about z, isotropic scale, a normal translation), RandomFlip3D (BEV horizontal:
-y -> -y), PointsRangeFilter, ObjectRangeFilter (BEV, then yaw wrapped into [-pi, pi)), ObjectNameFilter (labels
-outside the classes) and PointShuffle. Points (N, C) start with x, y, z; boxes (G, 7 or 9) are x, y, z_bottom, l,
-w, h, yaw[, vx, vy].
+y -> -y; vertical, off in the reference's PointPillars configs: x -> -x), PointsRangeFilter, ObjectRangeFilter (BEV,
+then yaw wrapped into [-pi, pi)), ObjectNameFilter (labels outside the classes) and PointShuffle. Points (N, C) start
+with x, y, z; boxes (G, 7 or 9) are x, y, z_bottom, l, w, h, yaw[, vx, vy].
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class AugmentConfig:
     # std (m) of a normal shift of the whole cloud and its boxes per axis; 0 in the reference's PointPillars configs
     translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
     flip_ratio: float = 0.5
+    # RandomFlip3D's flip_ratio_bev_vertical (x -> -x); 0 in the reference's PointPillars configs
+    flip_ratio_vertical: float = 0.0
     shuffle: bool = True
 
 
@@ -51,14 +53,15 @@ def translate(s: Sample3D, shift: np.ndarray) -> Sample3D:
     return Sample3D(pts, boxes, s.labels)
 
 
-def flip_bev(s: Sample3D) -> Sample3D:
-    """mmdet3d's horizontal BEV flip of LiDAR boxes: y, vy and yaw change sign."""
+def flip_bev(s: Sample3D, direction: str = "horizontal") -> Sample3D:
+    """mmdet3d's BEV flip of LiDAR boxes: horizontal negates y, vy and yaw; vertical x and vx, yaw -> pi - yaw."""
+    axis = {"horizontal": 1, "vertical": 0}[direction]
     pts, boxes = s.points.copy(), s.boxes.copy()
-    pts[:, 1] *= -1
-    boxes[:, 1] *= -1
-    boxes[:, 6] *= -1
+    pts[:, axis] *= -1
+    boxes[:, axis] *= -1
+    boxes[:, 6] = -boxes[:, 6] if axis == 1 else np.pi - boxes[:, 6]
     if boxes.shape[1] >= 9:
-        boxes[:, 8] *= -1
+        boxes[:, 7 + axis] *= -1
     return Sample3D(pts, boxes, s.labels)
 
 
@@ -80,6 +83,8 @@ def augment(s: Sample3D, cfg: AugmentConfig, point_cloud_range: tuple[float, ...
         s = translate(s, rng.normal(0.0, cfg.translation_std))
     if rng.random() < cfg.flip_ratio:
         s = flip_bev(s)
+    if cfg.flip_ratio_vertical and rng.random() < cfg.flip_ratio_vertical:  # no draw when off, as for translation
+        s = flip_bev(s, "vertical")
     s = range_filter(s, point_cloud_range)
     if cfg.shuffle:
         s = Sample3D(s.points[rng.permutation(len(s.points))], s.boxes, s.labels)

@@ -39,6 +39,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--translation-std", type=float, nargs=3, default=d.translation_std, metavar=("X", "Y", "Z"),
                    help="std (m) of a normal shift of each training cloud and its boxes (mmdet3d's GlobalRotScaleTrans "
                         "translation_std; the reference: 0 0 0); a z shift teaches box heights from the points")
+    p.add_argument("--flip-vertical", type=float, default=d.flip_vertical, metavar="RATIO",
+                   help="probability of a vertical BEV flip, x -> -x (mmdet3d's RandomFlip3D flip_ratio_bev_vertical; "
+                        "the reference: 0)")
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="epochs between evaluations")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
@@ -57,7 +60,8 @@ def run_train(args: argparse.Namespace) -> int:
                       auto_scale_lr=args.auto_scale_lr, lr_schedule=args.lr_schedule,
                       warmup_iters=args.warmup_iters,
                       seed=args.seed, init_seed=args.init_seed, crop=args.crop, crop_placement=args.crop_placement,
-                      translation_std=tuple(args.translation_std), max_iters_per_epoch=args.max_iters,
+                      translation_std=tuple(args.translation_std), flip_vertical=args.flip_vertical,
+                      max_iters_per_epoch=args.max_iters,
                       eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       load_from=args.load_from, pretrained=args.pretrained,

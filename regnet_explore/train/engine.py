@@ -75,6 +75,9 @@ class TrainConfig:
     # std (m) of a global shift of each training cloud per axis (GlobalRotScaleTrans's translation_std); a z shift
     # makes the network read a box's height off its points instead of a height learnt per place (the reference: 0)
     translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # probability of RandomFlip3D's vertical BEV flip (x -> -x; the reference: 0): the ground's tilt in the sensor
+    # frame then no longer tells the height from the place
+    flip_vertical: float = 0.0
     max_iters_per_epoch: int | None = None
     sweeps: int = 10
     eval_interval: int = 0  # epochs between evaluations; 0: only after the last epoch
@@ -245,7 +248,8 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     train_data = open_dataset(det_cfg.dataset, root, version, train_split, sweeps=tc.sweeps)
     # with random windows the augmentation keeps the full range; the window's voxelizer cuts it
     dataset = TrainingSet(train_data, full_cfg if windows else det_cfg, tc.seed,
-                           AugmentConfig(translation_std=tuple(tc.translation_std)))
+                           AugmentConfig(translation_std=tuple(tc.translation_std),
+                                         flip_ratio_vertical=tc.flip_vertical))
     sampler = EpochBatches(len(dataset), batch, env, tc.seed, tc.max_iters_per_epoch)
     sched = dataclasses.replace(sched, total_iters=tc.epochs * len(sampler))
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=_collate,
