@@ -125,6 +125,28 @@ def test_rotation_scale_flip_keep_points_with_their_boxes():
     assert np.allclose(r.boxes[:, 6] - s.boxes[:, 6], 0.3)
 
 
+def _front(boxes):
+    """The centre of each box's front face in BEV."""
+    return boxes[:, :2] + boxes[:, 3:4] / 2 * np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6])], 1)
+
+
+def test_vertical_flip_mirrors_x_with_each_box_front_and_velocity():
+    s = _sample(4)
+    s = Sample3D(np.concatenate([s.points, np.c_[_front(s.boxes), np.zeros(6), np.zeros(6)]]).astype(np.float32),
+                 s.boxes, s.labels)
+    v = flip_bev(s, "vertical")
+    centres = v.boxes[:, :3] + np.array([0, 0, 1]) * v.boxes[:, 5:6] / 2
+    assert np.allclose(v.points[:6, :3], centres, atol=1e-4)
+    assert np.allclose(v.points[-6:, :2], _front(v.boxes), atol=1e-4)  # the heading turns with the mirror
+    assert np.allclose(v.boxes[:, 7:9], s.boxes[:, 7:9] * [-1, 1]) and np.allclose(v.points[:, 1], s.points[:, 1])
+    f = flip_bev(v, "vertical")
+    assert np.allclose(f.points, s.points) and np.allclose(np.cos(f.boxes[:, 6]), np.cos(s.boxes[:, 6]))
+    pcr, fixed = (-50, -50, -5, 50, 50, 3), dict(rot_range=(0, 0), scale_range=(1, 1), flip_ratio=0, shuffle=False)
+    mirrored = [augment(s, AugmentConfig(flip_ratio_vertical=0.5, **fixed), pcr, np.random.default_rng(seed))
+                .points[0, 0] == -s.points[0, 0] for seed in range(200)]
+    assert 0.35 < np.mean(mirrored) < 0.65
+
+
 def test_range_filter_and_determinism():
     s = _sample(1)
     f = range_filter(s, (-50, -50, -5, 50, 50, 3))
