@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
+from regnet_explore.cli import build_parser
 from regnet_explore.detection.boxes import nearest_bev_iou
 from regnet_explore.train.augment import (
     AugmentConfig,
@@ -145,6 +147,14 @@ def test_vertical_flip_mirrors_x_with_each_box_front_and_velocity():
     mirrored = [augment(s, AugmentConfig(flip_ratio_vertical=0.5, **fixed), pcr, np.random.default_rng(seed))
                 .points[0, 0] == -s.points[0, 0] for seed in range(200)]
     assert 0.35 < np.mean(mirrored) < 0.65
+
+
+@pytest.mark.parametrize("ratio", ["1.5", "-0.1", "half"])
+def test_flip_ratio_outside_zero_one_is_refused_in_one_line(ratio, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "regnet-400mf-fpn-lyft", "--flip-vertical", ratio])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"'{ratio}' is not a probability in [0, 1]")
 
 
 def test_range_filter_and_determinism():
