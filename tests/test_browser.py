@@ -51,6 +51,9 @@ def run_all(lab: JupyterLab, browser: Chromium, path: str, timeout: float) -> st
     if not browser.js("!!window.jupyterapp"):
         browser.goto(lab.url())
         browser.wait_for("!!(window.jupyterapp && jupyterapp.started)", 120, "JupyterLab to start")
+        # the page stays open for every notebook, and its server polling fills Chromium's default 250-entry resource
+        # timing buffer; once full, later loads (plotly's module, checked below) are not recorded
+        browser.js("performance.setResourceTimingBufferSize(100000) || true")
         browser.js("jupyterapp.started.then(() => true)")
     # opened inside the running app: navigating away would stop at JupyterLab's "leave the page?" dialog
     browser.js(f"jupyterapp.commands.execute('docmanager:open', {{path: {path!r}}}).then(() => true)")
