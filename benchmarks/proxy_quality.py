@@ -12,7 +12,10 @@ Runs (resumably, skipping what the directories already hold) the sweeps the thre
   augmentation), and for all their runs pooled (the better estimate of one run's noise);
 - fidelity: the first ``--fidelity-models`` trained with ``--factor`` times the budget (``<out>/fidelity-<f>x``).
   Figure: Spearman's rank correlation of proxy error and long-budget error with a 95 % bootstrap interval
-  (scipy.stats.bootstrap, paired resampling of models); the bar is rho >= 0.6;
+  (scipy.stats.bootstrap, paired resampling of models); the bar is rho >= 0.6. Beside it, whether a longer budget
+  would meet the noise bar: the noise models at ``--factor`` times the budget with training seeds 1 ..
+  ``--long-seeds``-1 (``<out>/fidelity-<f>x-seed-<s>``), their seed standard deviation against the IQR of the long
+  runs' errors;
 - cost: per model, wall seconds in its worker and the sweep's throughput (models/hour) of the runs made now.
 
     python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only]
@@ -49,7 +52,10 @@ def plan(args: argparse.Namespace) -> list[SweepConfig]:
     runs += [proxy(args, f"init-{s}", args.noise_models, init_seed=s) for s in range(1, args.seeds)]
     runs.append(proxy(args, "regnetx", args.population))
     if args.fidelity_models:
-        runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=args.budget * args.factor))
+        long = args.budget * args.factor
+        runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=long))
+        runs += [proxy(args, f"fidelity-{args.factor}x-seed-{s}", args.noise_models, budget=long, train_seed=s)
+                 for s in range(1, args.long_seeds)]
     return runs
 
 
@@ -115,6 +121,13 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
             rho, low, high = spearman_with_interval(pair["error"].to_numpy(), pair["long"].to_numpy())
             result.update(spearman=rho, spearman_ci=[low, high])
             result["fidelity_ok"] = bool(len(pair) >= args.fidelity_models and rho >= 0.6)
+        # the noise bar at the long budget: the same networks' seed noise against the long runs' spread
+        q1, q3 = np.percentile(pair["long"], [25, 75])
+        by_model = seed_errors(out, long.rename(columns={"long": "error"}), f"fidelity-{args.factor}x-seed",
+                               args.noise_models, args.long_seeds)
+        std = noise_std(by_model)
+        result.update(long_iqr=float(q3 - q1), long_seed_std=std, long_seed_runs=int(by_model.size),
+                      long_noise_ratio=std / (q3 - q1) if q3 > q1 else None, long_seed_errors=_table(by_model))
 
     trained = population[population.get("resumed_from", pd.Series(0, index=population.index)).fillna(0) == 0]
     result.update(per_model_wall_s=float(trained["wall_s"].median()) if len(trained) else None,
@@ -145,6 +158,11 @@ def report(r: dict, factor: int) -> str:
         lines.append(f"fidelity: {r['fidelity_models']} models, Spearman rho (proxy vs {factor}x budget) "
                      f"{_f(r['spearman'], 3)}, 95 % bootstrap [{_f(low, 3)}, {_f(high, 3)}] (bar: >= 0.6) -> "
                      f"{'ok' if r['fidelity_ok'] else 'NOT MET'}")
+    long_models = len(r.get("long_seed_errors", {}))
+    if r.get("long_seed_runs", 0) > long_models and r["long_noise_ratio"] is not None:
+        lines.append(f"          at {factor}x the budget: seed std {_f(r['long_seed_std'])} ({r['long_seed_runs']} "
+                     f"runs of {long_models} models) = {_f(r['long_noise_ratio'], 2)} x the long runs' error IQR "
+                     f"{_f(r['long_iqr'])} (the noise bar, <= 0.25, at that budget)")
     if r["per_model_wall_s"] is not None:
         lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model in its worker (median of those trained here), "
                      f"{r['iterations']} iterations at {r['samples_per_s']:.2f} samples/s")
@@ -164,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--fidelity-models", type=int, default=12)
     parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument("--long-seeds", type=int, default=2, help="training seeds of the noise models at the long "
+                        "budget (1: none beyond the fidelity runs)")
     parser.add_argument("--budget", type=int, default=PROXY["budget"], help="the proxy's (change only to try this)")
     parser.add_argument("--report-only", action="store_true", help="no training: the figures of what is there")
     args = parser.parse_args()
