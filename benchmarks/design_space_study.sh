@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The design-space study shipped in regnet_explore/analysis/results/ (docs/sweeps.md, "The study"): first the proxy's
 # quality figures (benchmarks/proxy_quality.py: 32 RegNetX models, 4 of them with 3 training seeds, 12 of them at 4x
-# the budget, 4 of those with a second training seed), then RegNetX against AnyNetX_A under the --proxy preset, grown 16 models at a time per space so that a
-# stopped run leaves two comparable populations. Resumable: run it again and it continues where it stopped.
+# the budget, 4 of those with a second training seed), then RegNetX against AnyNetX_A under the --proxy preset, grown
+# 16 models at a time per space so that a stopped run leaves two comparable populations. Resumable: run it again and
+# it continues where it stopped.
 #   OUT=sweeps/proxy WORKERS=2 SAMPLES=112 bash benchmarks/design_space_study.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
