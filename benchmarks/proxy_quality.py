@@ -113,8 +113,8 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
 
     fidelity_dir = out / f"fidelity-{args.factor}x"
     if fidelity_dir.is_dir() and len(load_results(fidelity_dir)):
-        long = load_results(fidelity_dir)[["index", "error"]].rename(columns={"error": "long"})
-        pair = population[["index", "error"]].merge(long, on="index")
+        long_runs = load_results(fidelity_dir)[["index", "error"]]
+        pair = population[["index", "error"]].merge(long_runs.rename(columns={"error": "long"}), on="index")
         result.update(fidelity_models=len(pair), proxy_errors=pair["error"].round(4).tolist(),
                       long_errors=pair["long"].round(4).tolist())
         if len(pair) >= 3:
@@ -123,8 +123,7 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
             result["fidelity_ok"] = bool(len(pair) >= args.fidelity_models and rho >= 0.6)
         # the noise bar at the long budget: the same networks' seed noise against the long runs' spread
         q1, q3 = np.percentile(pair["long"], [25, 75])
-        by_model = seed_errors(out, long.rename(columns={"long": "error"}), f"fidelity-{args.factor}x-seed",
-                               args.noise_models, args.long_seeds)
+        by_model = seed_errors(out, long_runs, f"fidelity-{args.factor}x-seed", args.noise_models, args.long_seeds)
         std = noise_std(by_model)
         result.update(long_iqr=float(q3 - q1), long_seed_std=std, long_seed_runs=int(by_model.size),
                       long_noise_ratio=std / (q3 - q1) if q3 > q1 else None, long_seed_errors=_table(by_model))
