@@ -16,9 +16,14 @@ Runs (resumably, skipping what the directories already hold) the sweeps the thre
   would meet the noise bar: the noise models at ``--factor`` times the budget with training seeds 1 ..
   ``--long-seeds``-1 (``<out>/fidelity-<f>x-seed-<s>``), their seed standard deviation against the IQR of the long
   runs' errors;
-- cost: per model, wall seconds in its worker and the sweep's throughput (models/hour) of the runs made now.
+- cost: per model, wall seconds in its worker and the sweep's throughput (models/hour) of the runs made now;
+- with ``--replica DIR``: a second run of the population's networks (another training seed, or the same commands on
+  another kind of CPU, which acts as one), paired network by network. Figure: one run's noise from the paired
+  differences, std(difference) / sqrt(2) with a 95 % bootstrap interval, against the population's IQR (the same
+  bar from every network instead of four), the test-retest correlation of the two runs, and the same bar for a
+  proxy that scores a network by the mean of its two runs.
 
-    python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only]
+    python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only] [--replica DIR]
 """
 
 from __future__ import annotations
@@ -79,6 +84,18 @@ def seed_errors(out: Path, population: pd.DataFrame, kind: str, models: int, see
     return pd.concat(columns).pivot(index="index", columns="seed", values="error").dropna()
 
 
+def paired_noise(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float, float, float]:
+    """One run's noise from two runs of the same networks: std(a - b) / sqrt(2) (ddof 1) with its 95 % bootstrap
+    interval (networks resampled), and the Pearson correlation of the two runs."""
+    def std(x: np.ndarray, y: np.ndarray) -> float:
+        return float(np.std(x - y, ddof=1) / math.sqrt(2))
+
+    boot = stats.bootstrap((a, b), std, paired=True, vectorized=False, n_resamples=2000, confidence_level=0.95,
+                           method="percentile", random_state=np.random.default_rng(seed))
+    low, high = boot.confidence_interval
+    return std(a, b), float(low), float(high), float(stats.pearsonr(a, b).statistic)
+
+
 def noise_std(by_model: pd.DataFrame) -> float:
     """Root mean square over models of the per-model standard deviation (ddof 1) of the error."""
     return float(np.sqrt((by_model.std(axis=1, ddof=1) ** 2).mean())) if by_model.shape[1] > 1 else np.nan
@@ -128,6 +145,20 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
         result.update(long_iqr=float(q3 - q1), long_seed_std=std, long_seed_runs=int(by_model.size),
                       long_noise_ratio=std / (q3 - q1) if q3 > q1 else None, long_seed_errors=_table(by_model))
 
+    if args.replica:
+        replica = load_results(args.replica)[["index", "error"]].rename(columns={"error": "replica"})
+        pair = population[["index", "error"]].merge(replica, on="index")
+        if len(pair) >= 3:
+            std, low, high, r = paired_noise(pair["error"].to_numpy(), pair["replica"].to_numpy())
+            q1, q3 = np.percentile(pair["replica"], [25, 75])
+            result.update(replica=str(args.replica), replica_models=len(pair), replica_std=std,
+                          replica_std_ci=[low, high], replica_ratio=std / result["iqr"] if result["iqr"] else None,
+                          replica_iqr=float(q3 - q1), replica_pearson=r)
+            # a proxy that averages two runs per network: its noise is std / sqrt(2), its spread the means' IQR
+            q1, q3 = np.percentile((pair["error"] + pair["replica"]) / 2, [25, 75])
+            result.update(mean2_std=std / math.sqrt(2), mean2_iqr=float(q3 - q1),
+                          mean2_ratio=std / math.sqrt(2) / (q3 - q1) if q3 > q1 else None)
+
     trained = population[population.get("resumed_from", pd.Series(0, index=population.index)).fillna(0) == 0]
     result.update(per_model_wall_s=float(trained["wall_s"].median()) if len(trained) else None,
                   iterations=int(trained["iterations"].median()) if len(trained) else None,
@@ -152,6 +183,14 @@ def report(r: dict, factor: int) -> str:
                      f"runs): std {_f(r['init_seed_std'])} = {_f(r['init_seed_ratio'], 2)} x IQR")
         lines.append(f"       all {r['pooled_runs']} runs of the {r['noise_models']} models pooled: std "
                      f"{_f(r['pooled_std'])} = {_f(r['pooled_ratio'], 2)} x IQR")
+    if "replica_std" in r:
+        low, high = r["replica_std_ci"]
+        lines.append(f"       paired with {r['replica']} ({r['replica_models']} networks run twice): one run's std "
+                     f"{_f(r['replica_std'])}, 95 % bootstrap [{_f(low)}, {_f(high)}] = {_f(r['replica_ratio'], 2)} "
+                     f"x IQR; the replica's IQR {_f(r['replica_iqr'])}, test-retest Pearson r "
+                     f"{_f(r['replica_pearson'], 3)}")
+        lines.append(f"       the mean of the two runs as a network's error: std {_f(r['mean2_std'])} = "
+                     f"{_f(r['mean2_ratio'], 2)} x the means' IQR {_f(r['mean2_iqr'])} (at twice the cost)")
     if "spearman" in r:
         low, high = r["spearman_ci"]
         lines.append(f"fidelity: {r['fidelity_models']} models, Spearman rho (proxy vs {factor}x budget) "
@@ -185,7 +224,11 @@ def main() -> None:
                         "budget (1: none beyond the fidelity runs)")
     parser.add_argument("--budget", type=int, default=PROXY["budget"], help="the proxy's (change only to try this)")
     parser.add_argument("--report-only", action="store_true", help="no training: the figures of what is there")
+    parser.add_argument("--replica", type=Path, help="a sweep directory with a second run of the population's "
+                        "networks (another seed or another CPU kind): one run's noise from every network")
     args = parser.parse_args()
+    if args.replica is not None and not any(args.replica.glob("results*.jsonl")):
+        parser.error(f"{args.replica}: no results table (results*.jsonl) there")
     throughput = None
     if not args.report_only:
         trained, wall = 0, 0.0
@@ -215,7 +258,8 @@ def main() -> None:
     if throughput is None and "models_per_hour" in old:  # keep the last measured throughput
         result.update({k: old[k] for k in ("models_trained", "run_wall_s", "workers", "models_per_hour",
                                            "s_per_model", "cost_ok") if k in old})
-    write_json_atomic({**result, "settings": {**dataclasses.asdict(SweepConfig(**PROXY)), **vars(args)}}, path)
+    settings = {**dataclasses.asdict(SweepConfig(**PROXY)), **vars(args), "replica": result.get("replica")}
+    write_json_atomic({**result, "settings": settings}, path)
 
 
 if __name__ == "__main__":

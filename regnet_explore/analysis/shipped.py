@@ -4,7 +4,9 @@
 ``results*.jsonl``), made by ``benchmarks/design_space_study.sh`` (``results/README.md`` has the commands and how far
 the study got): ``regnetx`` and ``anynetxa`` under the ``--proxy`` preset, and the proxy-quality runs ``seed-1``,
 ``seed-2`` (training seeds), ``init-1``, ``init-2`` (init seeds alone), ``fidelity-4x`` (4x the budget) and
-``fidelity-4x-seed-1`` (4 of those with another training seed), with ``quality.json`` (their figures).
+``fidelity-4x-seed-1`` (4 of those with another training seed), ``xeon-regnetx``, ``xeon-seed-1``, ``xeon-seed-2``
+(the first 32 RegNetX networks and the seed runs again, on another kind of CPU), with ``quality.json`` (their
+figures).
 """
 
 from __future__ import annotations
