@@ -96,6 +96,11 @@ def paired_noise(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, fl
     return std(a, b), float(low), float(high), float(stats.pearsonr(a, b).statistic)
 
 
+def iqr(values) -> float:
+    """Interquartile range (NaN for no values)."""
+    return float(np.subtract(*np.percentile(values, [75, 25]))) if len(values) else math.nan
+
+
 def noise_std(by_model: pd.DataFrame) -> float:
     """Root mean square over models of the per-model standard deviation (ddof 1) of the error."""
     return float(np.sqrt((by_model.std(axis=1, ddof=1) ** 2).mean())) if by_model.shape[1] > 1 else np.nan
@@ -111,8 +116,7 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
     population = population[population["index"] < args.population]
     result: dict = {"population": len(population)}
     errors = population["error"].to_numpy()
-    q1, q3 = np.percentile(errors, [25, 75]) if len(errors) else (np.nan, np.nan)
-    result.update(iqr=float(q3 - q1), median_error=float(np.median(errors)) if len(errors) else None)
+    result.update(iqr=iqr(errors), median_error=float(np.median(errors)) if len(errors) else None)
 
     full = seed_errors(out, population, "seed", args.noise_models, args.seeds)
     init = seed_errors(out, population, "init", args.noise_models, args.seeds)
@@ -139,25 +143,24 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
             result.update(spearman=rho, spearman_ci=[low, high])
             result["fidelity_ok"] = bool(len(pair) >= args.fidelity_models and rho >= 0.6)
         # the noise bar at the long budget: the same networks' seed noise against the long runs' spread
-        q1, q3 = np.percentile(pair["long"], [25, 75])
+        long_iqr = iqr(pair["long"])
         by_model = seed_errors(out, long_runs, f"fidelity-{args.factor}x-seed", args.noise_models, args.long_seeds)
         std = noise_std(by_model)
-        result.update(long_iqr=float(q3 - q1), long_seed_std=std, long_seed_runs=int(by_model.size),
-                      long_noise_ratio=std / (q3 - q1) if q3 > q1 else None, long_seed_errors=_table(by_model))
+        result.update(long_iqr=long_iqr, long_seed_std=std, long_seed_runs=int(by_model.size),
+                      long_noise_ratio=std / long_iqr if long_iqr > 0 else None, long_seed_errors=_table(by_model))
 
     if args.replica:
         replica = load_results(args.replica)[["index", "error"]].rename(columns={"error": "replica"})
         pair = population[["index", "error"]].merge(replica, on="index")
         if len(pair) >= 3:
             std, low, high, r = paired_noise(pair["error"].to_numpy(), pair["replica"].to_numpy())
-            q1, q3 = np.percentile(pair["replica"], [25, 75])
             result.update(replica=str(args.replica), replica_models=len(pair), replica_std=std,
                           replica_std_ci=[low, high], replica_ratio=std / result["iqr"] if result["iqr"] else None,
-                          replica_iqr=float(q3 - q1), replica_pearson=r)
+                          replica_iqr=iqr(pair["replica"]), replica_pearson=r)
             # a proxy that averages two runs per network: its noise is std / sqrt(2), its spread the means' IQR
-            q1, q3 = np.percentile((pair["error"] + pair["replica"]) / 2, [25, 75])
-            result.update(mean2_std=std / math.sqrt(2), mean2_iqr=float(q3 - q1),
-                          mean2_ratio=std / math.sqrt(2) / (q3 - q1) if q3 > q1 else None)
+            means_iqr = iqr((pair["error"] + pair["replica"]) / 2)
+            result.update(mean2_std=std / math.sqrt(2), mean2_iqr=means_iqr,
+                          mean2_ratio=std / math.sqrt(2) / means_iqr if means_iqr > 0 else None)
 
     trained = population[population.get("resumed_from", pd.Series(0, index=population.index)).fillna(0) == 0]
     result.update(per_model_wall_s=float(trained["wall_s"].median()) if len(trained) else None,
