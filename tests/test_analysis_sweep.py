@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from regnet_explore.analysis import sweep
@@ -174,6 +175,43 @@ def test_torchrun_job_of_one_model_gives_its_row(serial, nus_root, tmp_path):
     table = load_results(out)
     assert (out / "results.shard-1-of-3.jsonl").exists()
     _assert_same_rows(table, load_results(serial).iloc[[1]].reset_index(drop=True))
+
+
+def test_a_model_of_two_runs_is_the_mean_of_the_one_run_sweeps_of_its_seeds(serial, nus_root, tmp_path, capsys):
+    # run r of training seed t is the 1-run sweep of seed t * runs + r: here seeds 0 (serial's rows) and 1
+    out = tmp_path / "two-runs"
+    table = run_sweep(SweepConfig(**TINY, samples=2, runs=2, data=str(nus_root), out=str(out)))
+    seed1 = run_sweep(SweepConfig(**TINY, samples=2, train_seed=1, data=str(nus_root), out=str(tmp_path / "seed-1")))
+    runs = [load_results(serial).iloc[:2], seed1]
+    for i, row in table.iterrows():
+        assert row["runs"] == 2
+        assert row["run_errors"] == pytest.approx([r.iloc[i]["error"] for r in runs], rel=1e-5, abs=1e-6)
+        assert row["error"] == pytest.approx(np.mean(row["run_errors"]))
+        for col in ("mAP", "loss"):  # the tiny runs' errors hardly depend on the seed, their losses do
+            assert row[col] == pytest.approx(np.mean([r.iloc[i][col] for r in runs]), rel=1e-5, abs=1e-6), col
+        assert row["train_s"] + row["eval_s"] == pytest.approx(row["wall_s"])
+        assert row["flops"] == runs[0].iloc[i]["flops"] and row["wa"] == runs[0].iloc[i]["wa"]
+    for r in range(2):
+        assert (out / "models" / "regnetx-0" / f"run-{r}" / "latest.pth").exists()
+
+    # a rerun after the table was lost scores from each run's row.json: nothing is trained or evaluated again
+    before = _mtimes(out / "models")
+    (out / "results.jsonl").unlink()
+    again = run_sweep(SweepConfig(**TINY, samples=2, runs=2, data=str(nus_root), out=str(out)))
+    assert _mtimes(out / "models") == before
+    _assert_same_rows(again, table)
+    assert (again["resumed_from"] == again["iterations"]).all()
+
+    # the directory pins the number of runs; one made before the setting existed holds one run a model
+    assert main(_cli(nus_root, out, 2)) == 2
+    assert "runs 2 there, 1 now" in capsys.readouterr().err
+    old = _copy(serial, tmp_path / "old")
+    pinned = json.loads((old / "sweep.json").read_text())
+    del pinned["runs"]
+    (old / "sweep.json").write_text(json.dumps(pinned))
+    assert run_sweep(SweepConfig(**TINY, samples=3, data=str(nus_root), out=str(old))).attrs["trained"] == 0
+    assert main([*_cli(nus_root, old, 3), "--runs", "2"]) == 2
+    assert "runs 1 there, 2 now" in capsys.readouterr().err
 
 
 def test_report_summarises_the_table(serial, capsys):

@@ -82,7 +82,7 @@ def _progress(row: dict, count: list[int]) -> None:
 def _sweep_config(args: argparse.Namespace) -> SweepConfig:
     """The command line's settings; with ``--proxy`` the preset's values fill what the command leaves unset."""
     given = dict(space=args.space, samples=args.samples, seed=args.seed, train_seed=args.train_seed,
-                 init_seed=args.init_seed,
+                 init_seed=args.init_seed, runs=args.runs,
                  detector=args.config, data=args.data, version=args.version, budget=args.budget,
                  batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                  warmup_iters=args.warmup_iters, crop=args.crop,
@@ -231,6 +231,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-seed", type=int,
                    help="initial weights' seed alone (default: the training seed): other initial weights, the same "
                         "data order and augmentation")
+    p.add_argument("--runs", type=int,
+                   help=f"training runs a model (default {d.runs}), with training seeds T*RUNS .. T*RUNS+RUNS-1 "
+                        "for training seed T; its error is their mean (--proxy --runs 2: the proxy whose noise "
+                        "meets the bar, at twice the cost; docs/sweeps.md)")
     p.add_argument("--crop", type=float, help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random"])
     p.add_argument("--sweeps", type=int, help=f"LiDAR sweeps per sample (default {d.sweeps})")

@@ -8,6 +8,7 @@ data order and iteration budget, and the dataset's official metric (the engine's
     sweep.json                    the settings (those that change results are pinned: a rerun must match them)
     results.jsonl                 one row per finished model (a shard writes results.shard-I-of-N.jsonl)
     models/<space>-<index>/       the engine's work dir: latest.pth, train.log.json, curves.png, eval/
+    models/<space>-<index>/run-<r>/   with ``runs`` > 1: one such work dir a run, and its scored row.json
 
 A row is appended as one line with flush + fsync, by the one process that writes the table, once its model is
 evaluated: a kill leaves the whole row or none (a torn last line is ignored and cut on the next run). Rerunning the
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -50,7 +52,7 @@ from regnet_explore.train.engine import TrainConfig, default_splits, train
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
 # SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
-RESULT_FIELDS = ("space", "seed", "train_seed", "init_seed", "detector", "data", "synthetic", "val_synthetic",
+RESULT_FIELDS = ("space", "seed", "train_seed", "init_seed", "runs", "detector", "data", "synthetic", "val_synthetic",
                  "version", "budget", "batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement",
                  "sweeps", "classes", "neck_channels", "encoder_channels", "max_points", "pretrained", "flops",
                  "params", "num_stages", "metric")
@@ -78,6 +80,7 @@ class SweepConfig:
     seed: int = 0  # sampling seed, and the training seed unless train_seed is given
     train_seed: int | None = None  # the same networks trained from other initial weights and data order
     init_seed: int | None = None  # the same networks from other initial weights alone, on the same data order
+    runs: int = 1  # training runs a model (training seeds t*runs .. t*runs+runs-1), its row their mean
     detector: str = DEFAULT_DETECTOR
     data: str | None = None  # dataroot; None: a synthetic set of the detector's dataset
     synthetic: tuple[int, int] | None = None  # that set's (scenes, key frames); None: the default mini set
@@ -122,7 +125,7 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
     base = get_config(cfg.detector)
     if cfg.space not in SPACES:
         raise RegNetExploreError(f"unknown design space {cfg.space!r}: use one of {', '.join(SPACES)}")
-    for name in ("samples", "budget", "workers"):
+    for name in ("samples", "budget", "workers", "runs"):
         if not (isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1):
             raise RegNetExploreError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
     i, n = cfg.shard
@@ -165,7 +168,10 @@ def pin_settings(cfg: SweepConfig) -> None:
             old = json.loads(path.read_text())
         except ValueError as e:
             raise RegNetExploreError(f"{path}: not a sweep settings file ({e})") from None
-        diff = [f"{k} {old.get(k)!r} there, {new[k]!r} now" for k in RESULT_FIELDS if old.get(k) != new[k]]
+        # a field added since that sweep was made holds its default there
+        defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+        diff = [f"{k} {old.get(k, defaults[k])!r} there, {new[k]!r} now" for k in RESULT_FIELDS
+                if old.get(k, defaults[k]) != new[k]]
         if diff:
             raise RegNetExploreError(f"{cfg.out} holds a sweep with other settings ({'; '.join(diff)}): rerun with "
                                      "the settings of its sweep.json, or give another --out")
@@ -246,6 +252,15 @@ def model_dir(cfg: SweepConfig, sample: SampledNet) -> Path:
     return Path(cfg.out) / "models" / f"{sample.space}-{sample.index}"
 
 
+def run_seeds(cfg: SweepConfig) -> list[tuple[int, int | None]]:
+    """(training seed, init seed) of each of a model's ``cfg.runs`` runs: run r of training seed t is seed
+    t * runs + r (likewise an init seed), so one run is the 1-run sweep of that seed and the runs of two training
+    seeds share none."""
+    t = cfg.seed if cfg.train_seed is None else cfg.train_seed
+    return [(t * cfg.runs + r, None if cfg.init_seed is None else cfg.init_seed * cfg.runs + r)
+            for r in range(cfg.runs)]
+
+
 def _checkpoint_iter(path: Path) -> int:
     return int(read_checkpoint(path)[1]["iter"]) if path.exists() else 0
 
@@ -272,13 +287,55 @@ def train_one(cfg: SweepConfig, sample: SampledNet, device: str | None = None, w
                 "worker": worker, "device": device}
 
 
+# summed over a model's runs; the other numbers of a run's row (the metrics, error, loss, speed) are averaged
+_RUN_TOTALS = ("train_s", "eval_s", "wall_s")
+
+
 def _train_and_score(cfg: SweepConfig, sample: SampledNet, device: str, worker: int) -> dict | None:
+    """The model's row: its one run's, or with ``cfg.runs`` > 1 the mean of its runs (each in ``run-<r>/`` of the
+    model's directory, its row kept in ``row.json`` so a rerun resumes at the first unfinished run)."""
+    seeds = run_seeds(cfg)
+    if cfg.runs == 1:
+        return _train_and_score_run(cfg, sample, device, worker, model_dir(cfg, sample), *seeds[0])
+    rows = []
+    for r, (seed, init_seed) in enumerate(seeds):
+        work = model_dir(cfg, sample) / f"run-{r}"
+        if (work / "row.json").exists():  # scored before a kill: nothing of it is trained again
+            try:
+                row = json.loads((work / "row.json").read_text())
+            except ValueError as e:
+                raise RegNetExploreError(f"{work / 'row.json'}: not a run's row ({e}); delete it to rerun") from None
+            rows.append({**row, "resumed_from": row["iterations"]})
+            continue
+        row = _train_and_score_run(cfg, sample, device, worker, work, seed, init_seed)
+        if row is None:  # a torchrun rank other than 0
+            continue
+        write_json_atomic(row, work / "row.json")
+        rows.append(row)
+    if _rank() != 0:
+        return None
+    return _mean_row(rows, set(sample.to_dict()))
+
+
+def _mean_row(rows: list[dict], network: set[str]) -> dict:
+    """One row for a model's runs: the network (keys ``network``) and bookkeeping of the first, the run timings
+    summed, every other number averaged, each run's error in ``run_errors``."""
+    first = rows[0]
+    mean = {k: float(np.mean([r[k] for r in rows])) for k, v in first.items()
+            if isinstance(v, float) and k not in network and k not in _RUN_TOTALS}
+    totals = {k: float(sum(r[k] for r in rows)) for k in _RUN_TOTALS}
+    return {**first, **mean, **totals, "resumed_from": max(r["resumed_from"] for r in rows), "runs": len(rows),
+            "run_errors": [r["error"] for r in rows]}
+
+
+def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, worker: int, work: Path, seed: int,
+                         init_seed: int | None) -> dict | None:
     det = sweep_detector(cfg, sample)
-    root, work = data_root(cfg), model_dir(cfg, sample)
+    root = data_root(cfg)
     batch = cfg.batch_size or det.samples_per_gpu
     tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
                      warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
-                     seed=cfg.seed if cfg.train_seed is None else cfg.train_seed, init_seed=cfg.init_seed,
+                     seed=seed, init_seed=init_seed,
                      crop=cfg.crop, crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
                      progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
