@@ -17,13 +17,17 @@ Runs (resumably, skipping what the directories already hold) the sweeps the thre
   ``--long-seeds``-1 (``<out>/fidelity-<f>x-seed-<s>``), their seed standard deviation against the IQR of the long
   runs' errors;
 - cost: per model, wall seconds in its worker and the sweep's throughput (models/hour) of the runs made now;
+- with ``--runs K``: the same figures for the proxy that scores a network by the mean of K runs (``sweep --proxy
+  --runs K``). Run r of training seed t is the 1-run sweep of seed t * K + r, so the figures come from 1-run
+  tables: the population's networks with seeds 0 .. K-1 (``<out>/regnetx``, ``<out>/seed-<s>``), the noise models
+  with seeds 0 .. ``--seeds`` * K - 1 (K at a time make one of the K-run proxy's seeds); a model's cost is K runs;
 - with ``--replica DIR``: a second run of the population's networks (another training seed, or the same commands on
   another kind of CPU, which acts as one), paired network by network. Figure: one run's noise from the paired
   differences, std(difference) / sqrt(2) with a 95 % bootstrap interval, against the population's IQR (the same
   bar from every network instead of four), the test-retest correlation of the two runs, and the same bar for a
   proxy that scores a network by the mean of its two runs.
 
-    python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only] [--replica DIR]
+    python benchmarks/proxy_quality.py --out sweeps/proxy [--workers 2] [--report-only] [--replica DIR | --runs K]
 """
 
 from __future__ import annotations
@@ -52,10 +56,13 @@ def proxy(args: argparse.Namespace, name: str, samples: int, **changes) -> Sweep
 def plan(args: argparse.Namespace) -> list[SweepConfig]:
     """Every sweep the figures need, cheapest first: the noise models with all their seeds (a first noise figure
     against the partial population), then the rest of the population, then the long runs."""
+    k = args.runs
     runs = [proxy(args, "regnetx", args.noise_models)]
-    runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds)]
-    runs += [proxy(args, f"init-{s}", args.noise_models, init_seed=s) for s in range(1, args.seeds)]
+    runs += [proxy(args, f"seed-{s}", args.noise_models, train_seed=s) for s in range(1, args.seeds * k)]
+    if k == 1:
+        runs += [proxy(args, f"init-{s}", args.noise_models, init_seed=s) for s in range(1, args.seeds)]
     runs.append(proxy(args, "regnetx", args.population))
+    runs += [proxy(args, f"seed-{s}", args.population, train_seed=s) for s in range(1, k)]
     if args.fidelity_models:
         long = args.budget * args.factor
         runs.append(proxy(args, f"fidelity-{args.factor}x", args.fidelity_models, budget=long))
@@ -110,16 +117,28 @@ def _table(by_model: pd.DataFrame) -> dict[int, list[float]]:
     return {int(i): [round(v, 4) for v in row] for i, row in by_model.iterrows()}
 
 
+def mean_of_runs(by_seed: pd.DataFrame, k: int) -> pd.DataFrame:
+    """1-run errors (one column per training seed 0, 1, ...) as the K-run proxy's: column p the mean of seeds
+    p * k .. p * k + k - 1, for the p whose seeds are all there."""
+    groups = [list(range(p * k, p * k + k)) for p in range(by_seed.shape[1] // k)]
+    return pd.DataFrame({p: by_seed[seeds].mean(axis=1) for p, seeds in enumerate(groups)
+                         if all(seed in by_seed.columns for seed in seeds)}, index=by_seed.index)
+
+
 def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
-    out = Path(args.out)
-    population = load_results(out / "regnetx")
-    population = population[population["index"] < args.population]
+    out, k = Path(args.out), args.runs
+    runs = load_results(out / "regnetx")
+    runs = runs[runs["index"] < args.population]
+    # a network's error: its one run's, or the mean of its runs with seeds 0 .. k-1 (for the networks that have all)
+    population = runs if k == 1 else (
+        mean_of_runs(seed_errors(out, runs, "seed", args.population, k), k)[0].rename("error").reset_index())
     result: dict = {"population": len(population)}
     errors = population["error"].to_numpy()
     result.update(iqr=iqr(errors), median_error=float(np.median(errors)) if len(errors) else None)
 
-    full = seed_errors(out, population, "seed", args.noise_models, args.seeds)
-    init = seed_errors(out, population, "init", args.noise_models, args.seeds)
+    full = mean_of_runs(seed_errors(out, runs, "seed", args.noise_models, args.seeds * k), k)
+    # the init-seed runs are 1-run tables of another seed's data order: a figure of the 1-run proxy only
+    init = seed_errors(out, runs, "init", args.noise_models, args.seeds) if k == 1 else full[[0]]
     # every run of each noise model at once (seed 0, training seeds, init seeds): the better estimate of one run's noise
     pooled = full.join(init.drop(columns=0), rsuffix="_init", how="inner")
     for key, by_model in (("seed", full), ("init_seed", init), ("pooled", pooled)):
@@ -162,8 +181,8 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
             result.update(mean2_std=std / math.sqrt(2), mean2_iqr=means_iqr,
                           mean2_ratio=std / math.sqrt(2) / means_iqr if means_iqr > 0 else None)
 
-    trained = population[population.get("resumed_from", pd.Series(0, index=population.index)).fillna(0) == 0]
-    result.update(per_model_wall_s=float(trained["wall_s"].median()) if len(trained) else None,
+    trained = runs[runs.get("resumed_from", pd.Series(0, index=runs.index)).fillna(0) == 0]
+    result.update(per_model_wall_s=k * float(trained["wall_s"].median()) if len(trained) else None,
                   iterations=int(trained["iterations"].median()) if len(trained) else None,
                   samples_per_s=float(trained["samples_per_s"].median()) if len(trained) else None)
     if throughput:
@@ -176,10 +195,11 @@ def _f(value, digits: int = 4) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
-def report(r: dict, factor: int) -> str:
-    lines = [f"population: {r['population']} RegNetX models, error median {_f(r['median_error'])}, "
+def report(r: dict, factor: int, runs: int = 1) -> str:
+    each = "" if runs == 1 else f" (the mean of {runs} runs each)"
+    lines = [f"population: {r['population']} RegNetX models{each}, error median {_f(r['median_error'])}, "
              f"IQR {_f(r['iqr'])}",
-             f"noise: {r['noise_models']} models x {r['seeds']} seeds, seed std {_f(r['seed_std'])} = "
+             f"noise: {r['noise_models']} models x {r['seeds']} seeds{each}, seed std {_f(r['seed_std'])} = "
              f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}"]
     if r.get("init_seed_runs", 0) > r["noise_models"]:
         lines.append(f"       initialization alone (init seeds on the sweep's data order, {r['init_seed_runs']} "
@@ -205,10 +225,11 @@ def report(r: dict, factor: int) -> str:
                      f"runs of {long_models} models) = {_f(r['long_noise_ratio'], 2)} x the long runs' error IQR "
                      f"{_f(r['long_iqr'])} (the noise bar, <= 0.25, at that budget)")
     if r["per_model_wall_s"] is not None:
-        lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model in its worker (median of those trained here), "
+        lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model{each} in its worker (median of those trained here), "
                      f"{r['iterations']} iterations at {r['samples_per_s']:.2f} samples/s")
     if "models_per_hour" in r:
-        lines.append(f"      sweep throughput now: {r['models_trained']} models in {r['run_wall_s']:.0f} s with "
+        lines.append(f"      sweep throughput now: {r['models_trained']} {'models' if runs == 1 else 'runs'} in "
+                     f"{r['run_wall_s']:.0f} s with "
                      f"{r['workers']} workers = {r['models_per_hour']:.1f} models/hour, {r['s_per_model']:.1f} s "
                      f"a model (bar: <= 60) -> {'ok' if r['cost_ok'] else 'NOT MET'}")
     return "\n".join(lines)
@@ -226,12 +247,17 @@ def main() -> None:
     parser.add_argument("--long-seeds", type=int, default=2, help="training seeds of the noise models at the long "
                         "budget (1: none beyond the fidelity runs)")
     parser.add_argument("--budget", type=int, default=PROXY["budget"], help="the proxy's (change only to try this)")
+    parser.add_argument("--runs", type=int, default=1, help="the figures of the proxy that averages this many "
+                        "runs a network (sweep --runs), from 1-run tables of consecutive seeds; written to "
+                        "quality-<K>-runs.json")
     parser.add_argument("--report-only", action="store_true", help="no training: the figures of what is there")
     parser.add_argument("--replica", type=Path, help="a sweep directory with a second run of the population's "
                         "networks (another seed or another CPU kind): one run's noise from every network")
     args = parser.parse_args()
     if args.replica is not None and not any(args.replica.glob("results*.jsonl")):
         parser.error(f"{args.replica}: no results table (results*.jsonl) there")
+    if args.runs < 1 or (args.runs > 1 and args.replica is not None):
+        parser.error("--runs must be a positive integer, and 1 with --replica (a replica is a second single run)")
     throughput = None
     if not args.report_only:
         trained, wall = 0, 0.0
@@ -252,11 +278,12 @@ def main() -> None:
                 trained += table.attrs["trained"]
                 wall += time.perf_counter() - start
         if trained and math.isfinite(wall):
+            # a model of the proxy is args.runs of the runs trained here
             throughput = dict(models_trained=trained, run_wall_s=wall, workers=args.workers,
-                              models_per_hour=3600 * trained / wall, s_per_model=wall / trained)
+                              models_per_hour=3600 * trained / wall / args.runs, s_per_model=wall / trained * args.runs)
     result = figures(args, throughput)
-    print(report(result, args.factor))
-    path = Path(args.out) / "quality.json"
+    print(report(result, args.factor, args.runs))
+    path = Path(args.out) / ("quality.json" if args.runs == 1 else f"quality-{args.runs}-runs.json")
     old = json.loads(path.read_text()) if path.exists() else {}
     if throughput is None and "models_per_hour" in old:  # keep the last measured throughput
         result.update({k: old[k] for k in ("models_trained", "run_wall_s", "workers", "models_per_hour",
