@@ -113,6 +113,17 @@ def noise_std(by_model: pd.DataFrame) -> float:
     return float(np.sqrt((by_model.std(axis=1, ddof=1) ** 2).mean())) if by_model.shape[1] > 1 else np.nan
 
 
+def std_interval(std: float, by_model: pd.DataFrame) -> tuple[float, float]:
+    """95 % interval of the pooled seed standard deviation of ``by_model`` (models x seeds), the chi-square one for
+    normal errors with one standard deviation for all models: models x (seeds - 1) degrees of freedom. With 4 models
+    x 3 seeds (8 of them) it spans 0.68x to 1.92x the estimate."""
+    dof = by_model.shape[0] * (by_model.shape[1] - 1)
+    if dof < 1 or not np.isfinite(std):
+        return math.nan, math.nan
+    return (float(std * math.sqrt(dof / stats.chi2.ppf(0.975, dof))),
+            float(std * math.sqrt(dof / stats.chi2.ppf(0.025, dof))))
+
+
 def _table(by_model: pd.DataFrame) -> dict[int, list[float]]:
     return {int(i): [round(v, 4) for v in row] for i, row in by_model.iterrows()}
 
@@ -147,6 +158,9 @@ def figures(args: argparse.Namespace, throughput: dict | None) -> dict:
                        f"{key}_ratio": std / result["iqr"] if result["iqr"] else None})
     result.update(noise_models=len(full), seeds=full.shape[1], noise_ratio=result.pop("seed_ratio"),
                   seed_errors=_table(full), init_seed_errors=_table(init))
+    low, high = std_interval(result["seed_std"], full)
+    result.update(seed_std_ci=[low, high], noise_ratio_ci=[low / result["iqr"], high / result["iqr"]]
+                  if result["iqr"] else None)
     result["noise_ok"] = bool(len(full) >= args.noise_models and full.shape[1] >= args.seeds
                               and len(population) >= args.population and 0 < result["iqr"]
                               and result["seed_std"] <= result["iqr"] / 4)
@@ -200,7 +214,10 @@ def report(r: dict, factor: int, runs: int = 1) -> str:
     lines = [f"population: {r['population']} RegNetX models{each}, error median {_f(r['median_error'])}, "
              f"IQR {_f(r['iqr'])}",
              f"noise: {r['noise_models']} models x {r['seeds']} seeds{each}, seed std {_f(r['seed_std'])} = "
-             f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}"]
+             f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}",
+             f"       95 % interval of that std (chi-square, {r['noise_models']} x ({r['seeds']} - 1) degrees of "
+             f"freedom): [{_f(r['seed_std_ci'][0])}, {_f(r['seed_std_ci'][1])}] = "
+             f"[{_f((r['noise_ratio_ci'] or [None])[0], 2)}, {_f((r['noise_ratio_ci'] or [None, None])[1], 2)}] x IQR"]
     if r.get("init_seed_runs", 0) > r["noise_models"]:
         lines.append(f"       initialization alone (init seeds on the sweep's data order, {r['init_seed_runs']} "
                      f"runs): std {_f(r['init_seed_std'])} = {_f(r['init_seed_ratio'], 2)} x IQR")
