@@ -242,8 +242,9 @@ def report(r: dict, factor: int, runs: int = 1) -> str:
                      f"runs of {long_models} models) = {_f(r['long_noise_ratio'], 2)} x the long runs' error IQR "
                      f"{_f(r['long_iqr'])} (the noise bar, <= 0.25, at that budget)")
     if r["per_model_wall_s"] is not None:
-        lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model{each} in its worker (median of those trained here), "
-                     f"{r['iterations']} iterations at {r['samples_per_s']:.2f} samples/s")
+        runs_each = "" if runs == 1 else f" ({runs} runs)"
+        lines.append(f"cost: {r['per_model_wall_s']:.1f} s a model{runs_each} in its worker (median of those trained "
+                     f"here), {r['iterations']} iterations at {r['samples_per_s']:.2f} samples/s")
     if "models_per_hour" in r:
         lines.append(f"      sweep throughput now: {r['models_trained']} {'models' if runs == 1 else 'runs'} in "
                      f"{r['run_wall_s']:.0f} s with "

@@ -5,9 +5,9 @@
 the study got): ``regnetx`` and ``anynetxa`` under the ``--proxy`` preset, and the proxy-quality runs ``seed-1``,
 ``seed-2`` (training seeds), ``init-1``, ``init-2`` (init seeds alone), ``fidelity-4x`` (4x the budget) and
 ``fidelity-4x-seed-1`` (4 of those with another training seed), ``xeon-regnetx``, ``xeon-seed-1``, ``xeon-seed-2``
-(the first 32 RegNetX networks and the seed runs again, on another kind of CPU), with ``quality.json`` (their
-figures).
-"""
+(the first 32 RegNetX networks and the seed runs again, on another kind of CPU), ``zen2-regnetx``, ``zen2-seed-1``
+... ``zen2-seed-5`` (the ``--runs 2`` proxy's runs on a third kind), with ``quality.json`` and
+``zen2-quality-2-runs.json`` (their figures)."""
 
 from __future__ import annotations
 
