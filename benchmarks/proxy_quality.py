@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from regnet_explore.analysis.sweep import PROXY, SweepConfig, load_results, run_sweep
+from regnet_explore.analysis.sweep import PROXY, SweepConfig, load_results, run_seeds, run_sweep
 from regnet_explore.io import write_json_atomic
 
 
@@ -129,9 +129,9 @@ def _table(by_model: pd.DataFrame) -> dict[int, list[float]]:
 
 
 def mean_of_runs(by_seed: pd.DataFrame, k: int) -> pd.DataFrame:
-    """1-run errors (one column per training seed 0, 1, ...) as the K-run proxy's: column p the mean of seeds
-    p * k .. p * k + k - 1, for the p whose seeds are all there."""
-    groups = [list(range(p * k, p * k + k)) for p in range(by_seed.shape[1] // k)]
+    """1-run errors (one column per training seed 0, 1, ...) as the K-run proxy's: column p the mean of the 1-run
+    seeds of its training seed p (``sweep.run_seeds``), for the p whose seeds are all there."""
+    groups = [[seed for seed, _ in run_seeds(SweepConfig(runs=k, train_seed=p))] for p in range(by_seed.shape[1] // k)]
     return pd.DataFrame({p: by_seed[seeds].mean(axis=1) for p, seeds in enumerate(groups)
                          if all(seed in by_seed.columns for seed in seeds)}, index=by_seed.index)
 
@@ -211,13 +211,14 @@ def _f(value, digits: int = 4) -> str:
 
 def report(r: dict, factor: int, runs: int = 1) -> str:
     each = "" if runs == 1 else f" (the mean of {runs} runs each)"
+    ratio_ci = r["noise_ratio_ci"] or [None, None]
     lines = [f"population: {r['population']} RegNetX models{each}, error median {_f(r['median_error'])}, "
              f"IQR {_f(r['iqr'])}",
              f"noise: {r['noise_models']} models x {r['seeds']} seeds{each}, seed std {_f(r['seed_std'])} = "
              f"{_f(r['noise_ratio'], 2)} x IQR (bar: <= 0.25) -> {'ok' if r['noise_ok'] else 'NOT MET'}",
              f"       95 % interval of that std (chi-square, {r['noise_models']} x ({r['seeds']} - 1) degrees of "
              f"freedom): [{_f(r['seed_std_ci'][0])}, {_f(r['seed_std_ci'][1])}] = "
-             f"[{_f((r['noise_ratio_ci'] or [None])[0], 2)}, {_f((r['noise_ratio_ci'] or [None, None])[1], 2)}] x IQR"]
+             f"[{_f(ratio_ci[0], 2)}, {_f(ratio_ci[1], 2)}] x IQR"]
     if r.get("init_seed_runs", 0) > r["noise_models"]:
         lines.append(f"       initialization alone (init seeds on the sweep's data order, {r['init_seed_runs']} "
                      f"runs): std {_f(r['init_seed_std'])} = {_f(r['init_seed_ratio'], 2)} x IQR")
