@@ -1,11 +1,14 @@
-"""What several test modules share: reference paths and key lists, anchor settings, box generators, pycls models.
+"""What several test modules share: test data paths and key lists, anchor settings, box generators, pycls models,
+a free loopback port and the one-line command-line error check.
 
-Fixtures live in ``conftest.py``; plain values and functions live here and are imported explicitly.
+Fixtures live in ``conftest.py``; plain values and functions live here and are imported explicitly. Everything the
+tests read lives in the repository (``tests/data``, its README names each file's source and licence).
 """
 
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +17,68 @@ import torch
 
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.regnet.zoo import zoo_params
-from regnet_explore.viz.common import color_range
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-KEYS = SHARED / "reference" / "keys"
+DATA = REPO / "tests" / "data"
+KEYS = DATA / "reference" / "keys"
+REAL_NUS_FRAME = DATA / "nuscenes-demo-frame"  # one real nuScenes key frame with its annotations (no sweeps)
+REAL_NUS_POINTS = REAL_NUS_FRAME / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin"
+REAL_LYFT_TABLES = DATA / "lyft-mini-tables"  # real Lyft tables; its point files are 100-byte stubs
+NOTEBOOK_DIR = REPO / "notebooks"
 SAVED_NOTEBOOK_LIMIT_MB = 2.0  # an executed notebook as saved, widget state included (issue 16)
+# What the tests set in each notebook, in a cell after its cell tagged "parameters" (papermill's convention): the
+# same code paths on small inputs ({nuscenes} and {lyft}: small synthetic dataroots the test makes). The committed
+# notebooks default to the run a user wants.
+NOTEBOOK_TEST_PARAMETERS = {
+    "04_nuscenes_scenes.ipynb": "QUICK = True\nROOT = {nuscenes!r}",
+    "05_lyft_scenes.ipynb": "QUICK = True\nROOT = {lyft!r}",
+    "06_training_run.ipynb": "QUICK = True\nEPOCHS = 1\nITERS_PER_EPOCH = 4",
+    "07_design_space_analysis.ipynb": "QUICK = True",
+}
+
+
+# A sweep of tiny models: a 16 m x 16 m crop (64 x 64 cells), one sweep, backbones under 0.15 GFLOPs there: about
+# 3 s a model; budget 4 = 2 epochs of 2 iterations on the small set's 6 training frames, so a model has a latest.pth
+# halfway. conftest's ``tiny_sweep`` holds 3 such models trained.
+TINY_SWEEP = dict(space="regnetx", budget=4, crop=8.0, sweeps=1, batch_size=2, flops=(0.0, 0.15e9))
+
+
+def tiny_sweep_args(data: Path, out: Path, samples: int, budget: int = 4, batch: int = 2) -> list[str]:
+    """``TINY_SWEEP`` as ``regnet-explore sweep`` arguments."""
+    return ["sweep", "regnetx", "--samples", str(samples), "--budget", str(budget), "--batch-size", str(batch),
+            "--crop", "8", "--sweeps", "1", "--flops-max", "0.15", "--data", str(data), "--out", str(out)]
+
+
+def with_test_parameters(nb, name: str, **roots: str):
+    """``nb`` (an nbformat notebook) with the tests' settings injected after its cell tagged ``parameters``;
+    ``roots``: the dataroots the settings name."""
+    import nbformat
+
+    cells = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{name}: {len(cells)} cells tagged 'parameters'; need exactly one"
+    if name in NOTEBOOK_TEST_PARAMETERS:
+        source = NOTEBOOK_TEST_PARAMETERS[name].format(**{k: str(v) for k, v in roots.items()})
+        nb.cells.insert(cells[0] + 1, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    return nb
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (servers the tests start bind there only)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli_error(capsys, argv: list[str]) -> str:
+    """Run ``regnet-explore ARGV`` in-process; asserts exit code 2 and one line on stderr with no traceback; returns
+    that line."""
+    from regnet_explore.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, (argv, code, captured.err)
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    return captured.err.strip()
 
 
 def read_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -112,7 +171,7 @@ def assert_colour_levels(marker, value: np.ndarray) -> None:
     """The marker colours are ``value`` as 256 uint8 levels over its 1st-99th percentile range, and the colour bar's
     ticks name values of that range."""
     levels = np.asarray(marker.color)
-    lo, hi = color_range(value)
+    lo, hi = np.percentile(value, [1, 99])
     assert levels.dtype == np.uint8 and (marker.cmin, marker.cmax) == (0, 255)
     assert np.allclose(lo + levels / 255 * (hi - lo), np.clip(value, lo, hi), atol=(hi - lo) / 510 * 1.001)
     ticks = marker.colorbar

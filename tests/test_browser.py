@@ -1,24 +1,27 @@
 """The notebooks as a user meets them: JupyterLab on 127.0.0.1, each notebook run in headless Chromium.
 
-For notebooks 01, 04 and 05 (copies, so that JupyterLab's autosave leaves the repository alone): every cell runs
-with no error output, the widgets render as controls, and dragging a slider with the mouse changes what the figure
-shows. Screenshots go to ``$REGNET_EXPLORE_SCREENSHOTS`` (default: the test's temporary folder).
+For notebooks 01, 04 and 05 (copies with the tests' settings injected, so that JupyterLab's autosave leaves the
+repository alone; tests/test_notebooks.py runs the others): every cell runs with no error output, the widgets render
+as controls, and dragging a slider with the mouse changes what the figure shows. Screenshots go to
+``$REGNET_EXPLORE_SCREENSHOTS`` (default: the test's temporary folder).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from regnet_explore.synthetic import synthesize
+
 from .browser import Chromium, JupyterLab, chromium
-from .helpers import REPO, SAVED_NOTEBOOK_LIMIT_MB
+from .helpers import NOTEBOOK_DIR, SAVED_NOTEBOOK_LIMIT_MB, with_test_parameters
 
 pytest.importorskip("jupyterlab")
+nbformat = pytest.importorskip("nbformat")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium")]
 
 PANEL = "Array.from(jupyterapp.shell.widgets('main')).find(w => w.sessionContext && w.context.path === {path!r})"
@@ -28,8 +31,12 @@ TITLES = "JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot .
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
+    data = tmp_path_factory.mktemp("notebook-data")  # 2 validation key frames each, with their sweeps
+    roots = {"nuscenes": synthesize("nuscenes", data / "nuscenes", 4, 1),
+             "lyft": synthesize("lyft", data / "lyft", 4, 2)}
     for name in ("01_design_space.ipynb", "04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb"):
-        shutil.copy(REPO / "notebooks" / name, root / name)
+        nb = with_test_parameters(nbformat.read(NOTEBOOK_DIR / name, as_version=4), name, **roots)
+        nbformat.write(nb, root / name)
     lab = JupyterLab(root, root.parent / "state", root.parent / "lab.log")
     profile = root.parent / "chromium"
     profile.mkdir()

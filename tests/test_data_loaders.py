@@ -24,6 +24,8 @@ from regnet_explore.synthetic import lidar, synthesize, world
 from regnet_explore.synthetic.lidar import NUSCENES_LIDAR, cast
 from regnet_explore.synthetic.priors import LYFT_PRIORS, NUSCENES_PRIORS
 
+from .helpers import REAL_LYFT_TABLES
+
 
 def _devkit_gt(db, sample_token: str, lidar_token: str, velocity: bool) -> dict[str, np.ndarray]:
     """The devkit's LiDAR-frame boxes of a sample, as mmdetection3d's info converter builds them."""
@@ -82,7 +84,7 @@ def test_sweeps_as_mmdetection3d_builds_them(nus_root, nusc):
         load_points_bin(nus_root / key["filename"]))
 
 
-def test_lyft_loader_on_synthetic_and_real_tables(lyft_root, shared_dir, tmp_path):
+def test_lyft_loader_on_synthetic_and_real_tables(lyft_root, tmp_path):
     from lyft_dataset_sdk.lyftdataset import LyftDataset
     data = LyftData(lyft_root, "v1.01-train", "val")
     assert len(data) == 3
@@ -90,7 +92,7 @@ def test_lyft_loader_on_synthetic_and_real_tables(lyft_root, shared_dir, tmp_pat
     assert s.gt_boxes.shape[1] == 7 and set(s.gt_names) <= set(LyftData.class_names)
     assert np.unique(s.points[:, 4]).size == 11
 
-    real = shared_dir / "data" / "lyft-mini-tables"
+    real = REAL_LYFT_TABLES
     data = LyftData(real, "v1.01-train", "val", index_path=tmp_path / "lyft.sqlite")
     assert len(data) == 1
     s = data.sample(0, with_points=False)
@@ -108,10 +110,9 @@ def test_lyft_loader_on_synthetic_and_real_tables(lyft_root, shared_dir, tmp_pat
         data.sample(0)
 
 
-def test_real_nuscenes_frame_through_loader_and_transforms(shared_dir):
-    frame = shared_dir / "data" / "nuscenes-demo-frame"
-    ann = json.loads((frame / "annotations.json").read_text())
-    points = aggregate_sweeps(frame / ann["lidar_file"], [])
+def test_real_nuscenes_frame_through_loader_and_transforms(real_frame):
+    ann = real_frame.annotations
+    points = aggregate_sweeps(real_frame.path, [])
     assert points.shape == (34688, 5) and (points[:, 4] == 0).all()
     assert 0 <= points[:, 3].min() and points[:, 3].max() <= 255
     boxes = np.nan_to_num(np.array([[*i["box_lidar"], *i["velocity"]] for i in ann["instances"]], dtype=float))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,13 +14,12 @@ import torch
 
 from regnet_explore.cli import main
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.data.points import load_points_bin
 from regnet_explore.deploy import export as export_module
 from regnet_explore.deploy.export import DENSE, MANIFEST, export_onnx, read_manifest, require
 from regnet_explore.deploy.quantize import conv_layers, format_sensitivity, quantize_export
 from regnet_explore.deploy.runtime import OnnxPointPillars, load_detector
 from regnet_explore.detection.commands import key_frame_points
-from regnet_explore.detection.detections import match
+from regnet_explore.detection.detections import Detections, match
 from regnet_explore.detection.detector import PointPillars, as_clouds
 from regnet_explore.detection.pillar_encoder import real_slots
 from regnet_explore.errors import RegNetExploreError
@@ -27,12 +27,11 @@ from regnet_explore.evaluation.predict import flat_metrics, predict_split, score
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.weights import shipped_checkpoint
 
-from .helpers import REPO, SHARED
+from .helpers import REAL_NUS_POINTS, REPO, cli_error
 
 pytest.importorskip("onnxruntime")
 NAME = "regnet-400mf-fpn-nus"
-REAL_FRAME = (SHARED / "data" / "nuscenes-demo-frame"
-              / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin")
+REAL_FRAME = REAL_NUS_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -45,22 +44,28 @@ def exported(shipped, tmp_path_factory):
     return export_onnx(shipped, tmp_path_factory.mktemp("onnx") / "nus", checkpoint=shipped_checkpoint(NAME))
 
 
-def frames() -> list[tuple[str, np.ndarray]]:
+@pytest.fixture(scope="module")
+def frames(real_frame) -> list[tuple[str, np.ndarray]]:
     """The real nuScenes frame (one sweep) and every frame of the synthetic mini_val split (10 sweeps)."""
     data = open_dataset("nuscenes", ensure_default_dataset("nuscenes"), split="mini_val")
     out = [(t, data.sample(t).network_points()) for t in data.tokens]
-    if REAL_FRAME.is_file():
-        out.insert(0, ("real", key_frame_points(load_points_bin(REAL_FRAME, 5), str(REAL_FRAME))))
+    out.insert(0, ("real", key_frame_points(real_frame.points, str(real_frame.path))))
     return out
 
 
-def test_onnx_encoder_is_exact_and_repeatable(shipped, exported):
+@pytest.fixture(scope="module")
+def fp32_boxes(shipped, frames) -> dict[str, Detections]:
+    """The shipped weights' fp32 boxes of every frame: what the other backends and precisions are held to."""
+    return {token: shipped.predict(points) for token, points in frames}
+
+
+def test_onnx_encoder_is_exact_and_repeatable(shipped, exported, frames):
     """The encoder graph gives torch's pillar features to float rounding, the same bits on every run, whatever
     ran in between. It runs on one thread: onnxruntime's multi-threaded ScatterND(reduction=max) races on a
     pillar whose points two threads share (here: one pillar of one synthetic frame off by 0.015, run to run)."""
     onnx = OnnxPointPillars(exported, config=NAME, threads=2)
     assert onnx.encoder.get_session_options().intra_op_num_threads == 1
-    for token, points in frames():
+    for token, points in frames:
         _, clouds = as_clouds(points, 4, torch.device("cpu"))
         runs = []
         with torch.no_grad():
@@ -73,7 +78,7 @@ def test_onnx_encoder_is_exact_and_repeatable(shipped, exported):
         torch.testing.assert_close(runs[0], want, atol=1e-5, rtol=1e-5, msg=lambda m, t=token: f"{t}: {m}")
 
 
-def test_onnx_runtime_gives_the_torch_boxes(shipped, exported):
+def test_onnx_runtime_gives_the_torch_boxes(shipped, exported, frames, fp32_boxes):
     """Head outputs equal to float rounding on every frame (1e-4); the same number of boxes; every box scoring 0.2
     or more matched within 1e-3; over all boxes (down to the 0.05 threshold) ONNX agrees with torch at least as
     well as torch agrees with itself once its BatchNorm is folded: the low-score tail is a cluster of near-tied
@@ -81,13 +86,13 @@ def test_onnx_runtime_gives_the_torch_boxes(shipped, exported):
     onnx = OnnxPointPillars(exported, config=NAME)
     unfused = PointPillars.from_config(NAME, checkpoint=shipped_checkpoint(NAME), fuse=False)
     all_onnx, all_self = [], []
-    for token, points in frames():
+    for token, points in frames:
         _, clouds = as_clouds(points, 4, torch.device("cpu"))
         with torch.no_grad():
             want, got = shipped(clouds), onnx(clouds)
         for a, b in zip(sum(want, []), sum(got, []), strict=True):
             torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4, msg=lambda m, t=token: f"{t}: {m}")
-        ref, dets, own = shipped.predict(points), onnx.predict(points), unfused.predict(points)
+        ref, dets, own = fp32_boxes[token], onnx.predict(points), unfused.predict(points)
         assert len(dets) == len(ref), token
         strong = match(ref.above(0.2), dets.above(0.2))
         assert strong.mean() >= 0.99, (token, strong.mean())
@@ -119,8 +124,6 @@ def test_manifest_and_folder_checks(exported, tmp_path):
 def test_cli_infer_onnx_and_its_errors(exported, tmp_path, capsys):
     out = tmp_path / "preds.json"
     args = ["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(exported)]
-    if not REAL_FRAME.is_file():
-        pytest.skip("../shared is not beside the repository")
     assert main([*args, "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert payload["backend"] == "onnx" and len(payload["scores"]) > 0
@@ -132,10 +135,8 @@ def test_cli_infer_onnx_and_its_errors(exported, tmp_path, capsys):
              (["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(tmp_path)],
               "not an ONNX export folder")]
     for argv, message in cases:
-        assert main(argv) == 2, argv
-        err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and err.startswith("regnet-explore infer: error:"), err
-        assert __import__("re").search(message, err), (message, err)
+        err = cli_error(capsys, argv)
+        assert err.startswith("regnet-explore infer: error:") and re.search(message, err), (message, err)
 
 
 def test_export_is_whole_or_nothing(shipped, exported, tmp_path, monkeypatch, capsys):
@@ -170,20 +171,19 @@ def test_without_onnxruntime_it_says_what_to_install(exported, monkeypatch, caps
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(RegNetExploreError, match=r"pip install 'regnet_explore\[deploy\]'"):
         require("onnxruntime")
-    if REAL_FRAME.is_file():
-        assert main(["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(exported)]) == 2
-        assert "onnxruntime is not installed" in capsys.readouterr().err
+    err = cli_error(capsys, ["infer", NAME, "--points", str(REAL_FRAME), "--backend", "onnx", "--onnx", str(exported)])
+    assert "onnxruntime is not installed" in err
     # the torch backend keeps working
     assert isinstance(load_detector(NAME), PointPillars)
     assert export_module.require("json") is json
 
 
-def test_bf16_keeps_the_strong_boxes(shipped):
+def test_bf16_keeps_the_strong_boxes(frames, fp32_boxes):
     """bf16 autocast of the dense part moves scores by about 1e-3: the confident boxes stay (the metric is checked
     on the whole split by benchmarks/precision_accuracy.py)."""
     bf16 = PointPillars.from_config(NAME, checkpoint=shipped_checkpoint(NAME)).set_precision("bf16")
-    for token, points in frames()[:3]:
-        ref, dets = shipped.predict(points).above(0.3), bf16.predict(points).above(0.3)
+    for token, points in frames[:3]:
+        ref, dets = fp32_boxes[token].above(0.3), bf16.predict(points).above(0.3)
         assert abs(len(ref) - len(dets)) <= 1, token
         # every confident fp32 box has a bf16 box of its class within 0.25 m whose score is within 0.03
         dist = torch.cdist(ref.boxes[:, :2], dets.boxes[:, :2])
@@ -218,33 +218,48 @@ def test_gpu_check_script_parses_and_skips_without_cuda(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                     reason="torch.compile on CPU needs a C++ compiler")
-def test_fastest_cpu_configuration_keeps_the_metric(shipped, tmp_path):
+def test_fastest_cpu_configuration_keeps_the_metric(fp32_boxes, tmp_path):
     """compile:bf16 (the fastest configuration in benchmarks/inference.py) against fp32 on the synthetic mini_val
     split (8 frames) through the devkit: mAP within 0.01, car AP within 0.02."""
     data = open_dataset("nuscenes", ensure_default_dataset("nuscenes"), split="mini_val")
     fast = load_detector(NAME, shipped_checkpoint(NAME), precision="bf16", compile=True)
-    ref = flat_metrics(score_detections(data, predict_split(shipped, data), tmp_path / "fp32"))
+    ref = flat_metrics(score_detections(data, {t: fp32_boxes[t] for t in data.tokens}, tmp_path / "fp32"))
     got = flat_metrics(score_detections(data, predict_split(fast, data), tmp_path / "bf16"))
     assert abs(got["mAP"] - ref["mAP"]) <= 0.01 and abs(got["AP_car"] - ref["AP_car"]) <= 0.02, (ref, got)
 
 
-def test_int8_graph_with_chosen_layers_kept_fp32(shipped, exported, tmp_path):
+def test_int8_graph_with_chosen_layers_kept_fp32(shipped, exported, frames, fp32_boxes, tmp_path):
     """The int8 pipeline end to end on a small scale: calibration, the per-layer pass over a handful of layers, the
-    greedy choice meeting its output-error bound, the manifest entry, and the int8 runtime's boxes."""
+    greedy choice (nothing kept under a bound the all-int8 graph meets; every candidate kept, most sensitive first,
+    under a bound no int8 graph meets), the recorded error being the written graph's, the manifest entry, and the
+    int8 runtime's boxes."""
     import shutil as sh
+
+    from regnet_explore.deploy.export import DENSE_INT8
+    from regnet_explore.deploy.quantize import bev_canvases, output_errors
 
     folder = tmp_path / "int8"
     sh.copytree(exported, folder)
     layers = conv_layers(folder / DENSE)
-    entry = quantize_export(folder, shipped, calibration_frames=2, eval_frames=1, max_error=0.2, layers=layers[:4])
-    assert [r["layer"] for r in entry["sensitivity"]] == layers[:4]
-    assert max(entry["error"].values()) <= 0.2 or len(entry["keep_fp32"]) == 4
-    assert set(entry["keep_fp32"]) <= set(layers[:4])
-    assert read_manifest(folder)["int8"]["keep_fp32"] == entry["keep_fp32"]
+    loose = quantize_export(folder, shipped, calibration_frames=2, eval_frames=1, max_error=1e6, layers=layers[:1])
+    assert loose["keep_fp32"] == [] and 0 < max(loose["error"].values()) <= 1e6
+    assert loose["error"] == pytest.approx(loose["all_int8_error"], rel=1e-6)  # the final graph is the all-int8 one
+    # a zero bound: int8 convs remain whatever 3 of them go back to fp32, so every candidate is kept
+    entry = quantize_export(folder, shipped, calibration_frames=2, eval_frames=1, max_error=0.0, layers=layers[:3])
+    assert [r["layer"] for r in entry["sensitivity"]] == layers[:3]
+    by_sensitivity = sorted(entry["sensitivity"], key=lambda r: r["error"], reverse=True)
+    assert entry["keep_fp32"] == [r["layer"] for r in by_sensitivity] and max(entry["error"].values()) > 0
+    # the recorded error is the written graph's: against float32 on the frame after the 2 calibration frames
+    evals = bev_canvases(shipped, 1, start=2)
+    fp32 = require("onnxruntime").InferenceSession(str(folder / DENSE), providers=["CPUExecutionProvider"])
+    manifest = read_manifest(folder)
+    errors = output_errors([fp32.run(None, {"bev": c}) for c in evals], folder / DENSE_INT8, evals, manifest)
+    assert errors == pytest.approx(entry["error"], rel=1e-4)
+    assert manifest["int8"]["keep_fp32"] == entry["keep_fp32"]
     assert "kept fp32" in format_sensitivity(entry)
     int8 = OnnxPointPillars(folder, precision="int8", config=NAME)
-    points = frames()[1][1]
-    assert len(int8.predict(points)) == len(shipped.predict(points))
+    token, points = frames[1]
+    assert len(int8.predict(points)) == len(fp32_boxes[token])
     with pytest.raises(RegNetExploreError, match="no Conv node named nope"):
         quantize_export(folder, shipped, calibration_frames=1, eval_frames=1, keep_fp32=["nope"])
 

@@ -12,9 +12,9 @@ from regnet_explore.detection.commands import key_frame_points
 from regnet_explore.detection.configs import CONFIGS, get_config
 from regnet_explore.detection.detector import PointPillars
 
-from .helpers import SHARED
+from .helpers import REAL_NUS_POINTS, cli_error
 
-FRAME = SHARED / "data" / "nuscenes-demo-frame" / "n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin"
+FRAME = REAL_NUS_POINTS
 
 
 def test_configs_table_lists_every_config(capsys):
@@ -58,32 +58,24 @@ def test_infer_on_a_real_nuscenes_frame_writes_json(tmp_path, capsys, confident_
     assert [p.name for p in tmp_path.iterdir()] == ["preds.json"]
 
 
-def error_of(capsys, argv):
-    rc = main(argv)
-    err = capsys.readouterr().err
-    assert rc == 2
-    assert err.count("\n") == 1 and "Traceback" not in err
-    return err
-
-
 def test_unknown_config_is_one_error(capsys):
-    err = error_of(capsys, ["infer", "pointpillars-9000", "--points", str(FRAME)])
+    err = cli_error(capsys, ["infer", "pointpillars-9000", "--points", str(FRAME)])
     assert "unknown detector config 'pointpillars-9000'" in err and "regnet-400mf-fpn-nus" in err
 
 
 def test_points_file_of_the_wrong_size_is_one_error(tmp_path, capsys):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(np.zeros(7, dtype=np.float32).tobytes())
-    err = error_of(capsys, ["infer", "fpn-nus", "--points", str(bad)])
+    err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(bad)])
     assert str(bad) in err and "--load-dim" in err
-    err = error_of(capsys, ["infer", "fpn-nus", "--points", str(tmp_path / "none.bin")])
+    err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(tmp_path / "none.bin")])
     assert "no such point file" in err
-    err = error_of(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--load-dim", "2"])
+    err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--load-dim", "2"])
     assert "at least x, y, z" in err
 
 
 def test_checkpoint_of_another_config_is_one_error_naming_the_keys(capsys, confident_checkpoint):
-    err = error_of(capsys, ["infer", "regnet-400mf-fpn-nus", "--checkpoint", str(confident_checkpoint),
+    err = cli_error(capsys, ["infer", "regnet-400mf-fpn-nus", "--checkpoint", str(confident_checkpoint),
                             "--points", str(FRAME)])
     assert str(confident_checkpoint) in err
     assert "pts_neck.lateral_convs.0.conv.weight" in err and "pts_neck.deblocks.0.0.weight" in err
@@ -93,8 +85,8 @@ def test_checkpoint_of_another_config_is_one_error_naming_the_keys(capsys, confi
 def test_garbage_checkpoint_and_bad_device_are_one_error(tmp_path, capsys):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"\x00" * 64)
-    err = error_of(capsys, ["infer", "fpn-nus", "--checkpoint", str(junk), "--points", str(FRAME)])
+    err = cli_error(capsys, ["infer", "fpn-nus", "--checkpoint", str(junk), "--points", str(FRAME)])
     assert str(junk) in err and "not a PyTorch checkpoint" in err
     if not torch.cuda.is_available():
-        err = error_of(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--device", "cuda"])
+        err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--device", "cuda"])
         assert "CUDA is not available" in err

@@ -29,6 +29,8 @@ from regnet_explore.regnet.backbone import RegNet
 from regnet_explore.regnet.design import generate_stages
 from regnet_explore.regnet.zoo import zoo_params
 
+from .helpers import cli_error
+
 REFERENCE_ROWS = [
     "hv_pointpillars_secfpn_sbn-all_4x8_2x_nus-3d",
     "hv_pointpillars_regnet-400mf_secfpn_sbn-all_4x8_2x_nus-3d",
@@ -157,45 +159,55 @@ def test_variants_build_their_module(alias, module_types):
     assert (bn.eps, bn.momentum) == (1e-3, 0.01)
 
 
-# (flops, params, backbone_flops, neck_flops, head_flops) of the dense part on each config's BEV grid, as
-# PointPillars.complexity gave them before the stage modules' complexity became static
-DENSE_COMPLEXITY = {
-    "secfpn-nus": (28_928_000_294, 4_919_590, 22_118_400_000, 2_293_760_000, 4_515_840_294),
-    "regnet-400mf-secfpn-nus": (27_182_080_294, 5_764_134, 19_553_280_000, 3_112_960_000, 4_515_840_294),
-    "fpn-nus": (56_488_960_504, 6_138_024, 22_118_400_000, 32_112_640_000, 2_257_920_504),
-    "regnet-400mf-fpn-nus": (54_087_680_504, 6_745_000, 19_553_280_000, 32_276_480_000, 2_257_920_504),
-    "regnet-1.6gf-fpn-nus": (117_382_080_504, 10_477_464, 80_809_920_000, 34_314_240_000, 2_257_920_504),
-    "regnet-400mf-fpn-fp16-nus": (54_087_680_504, 6_745_000, 19_553_280_000, 32_276_480_000, 2_257_920_504),
-    "secfpn-lyft": (75_235_328_324, 4_931_140, 56_623_104_000, 5_872_025_600, 12_740_198_724),
-    "regnet-400mf-secfpn-lyft": (70_765_773_124, 5_775_684, 50_056_396_800, 7_969_177_600, 12_740_198_724),
-    "regnet-400mf-secfpn-lyft-range100": (110_571_520_324, 5_775_684, 78_213_120_000, 12_451_840_000,
-                                          19_906_560_324),
-    "fpn-lyft": (143_785_984_432, 6_131_856, 56_623_104_000, 82_208_358_400, 4_954_522_032),
-    "regnet-400mf-fpn-lyft": (137_638_707_632, 6_738_832, 50_056_396_800, 82_627_788_800, 4_954_522_032),
-    "regnet-400mf-fpn-lyft-range100": (215_060_480_432, 6_738_832, 78_213_120_000, 129_105_920_000,
-                                       7_741_440_432),
-}
 KEYS = ("flops", "params", "backbone_flops", "neck_flops", "head_flops")
 
 
-@pytest.mark.parametrize("alias", list(DENSE_COMPLEXITY))
-def test_detector_complexity_of_every_row(alias):
-    cfg = get_config(alias)
-    cx = detector_complexity(cfg)
-    assert cx == dict(zip(KEYS, DENSE_COMPLEXITY[alias]))
+def _counted(cfg, height: int | None = None, width: int | None = None) -> dict[str, int]:
+    """The dense part built on the meta device (shapes, no arithmetic) and run on a (1, C, ny, nx) canvas; forward
+    hooks count each conv's and linear's multiply-adds by pycls's rules from the module and the tensors it saw, and
+    the params are those of the built modules."""
+    ny, nx = cfg.bev_shape
     with torch.device("meta"):
         channels = cfg.neck.head_channels
-        dense = [cfg.backbone.build(), cfg.neck.build(),
-                 AnchorHead(cfg.num_classes, channels, channels, cfg.anchors, cfg.code_size)]
-    assert cx["params"] == sum(p.numel() for m in dense for p in m.parameters())
+        stages = {"backbone": cfg.backbone.build(), "neck": cfg.neck.build(),
+                  "head": AnchorHead(cfg.num_classes, channels, channels, cfg.anchors, cfg.code_size)}
+        canvas = torch.empty(1, cfg.encoder.feat_channels[-1], height or ny, width or nx)
+    flops = dict.fromkeys(stages, 0)
+
+    def count(stage):
+        def hook(m, inputs, output):
+            bias = 0 if m.bias is None else m.bias.numel()
+            if isinstance(m, torch.nn.Linear):
+                flops[stage] += inputs[0].numel() // m.in_features * m.in_features * m.out_features + bias
+                return
+            # a transposed conv counts its input pixels (each spreads a k x k patch), a conv its output pixels
+            x = inputs[0] if isinstance(m, torch.nn.ConvTranspose2d) else output
+            kh, kw = m.kernel_size
+            flops[stage] += kh * kw * m.in_channels * m.out_channels * x.shape[-2] * x.shape[-1] // m.groups + bias
+        return hook
+
+    for stage, module in stages.items():
+        for m in module.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                m.register_forward_hook(count(stage))
+    stages["head"](stages["neck"](stages["backbone"](canvas)))
+    params = sum(p.numel() for module in stages.values() for p in module.parameters())
+    return dict(zip(KEYS, (sum(flops.values()), params, flops["backbone"], flops["neck"], flops["head"])))
+
+
+@pytest.mark.parametrize("alias", [cfg.alias for cfg in CONFIGS.values()])
+def test_detector_complexity_of_every_row(alias):
+    cfg = get_config(alias)
+    counted = _counted(cfg)
+    assert counted["flops"] > 10**10 and counted["params"] > 10**6  # the canvas went through every stage
+    assert detector_complexity(cfg) == counted
 
 
 def test_detector_complexity_of_a_sampled_backbone_on_another_grid():
     cfg = with_backbone(get_config("regnet-400mf-secfpn-lyft"), generate_stages(zoo_params("regnety_800mf")))
-    assert detector_complexity(cfg) == dict(zip(KEYS, (128_661_100_228, 7_372_740, 99_982_546_304,
-                                                       15_938_355_200, 12_740_198_724)))
-    assert detector_complexity(cfg, 128, 96) == dict(zip(KEYS, (3_860_633_284, 7_372_740, 3_000_276_352,
-                                                                478_150_656, 382_206_276)))
+    assert detector_complexity(cfg) == _counted(cfg)
+    small = _counted(cfg, 128, 96)
+    assert detector_complexity(cfg, 128, 96) == small and small["params"] == _counted(cfg)["params"]
 
 
 def test_configs_show_prints_one_config_whole(capsys):
@@ -222,8 +234,5 @@ def test_configs_show_a_secfpn_row_and_an_unknown_name(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "  type: SECOND" in lines and "  layer_nums: [3, 5, 5]" in lines and "  type: SECONDFPN" in lines
     assert "    - [4.75, 1.92, 1.71]" in lines and "  custom_values: []" in lines
-    assert main(["configs", "--show", "regnet-9gf"]) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    err = captured.err.splitlines()
-    assert len(err) == 1 and err[0].startswith("regnet-explore configs: error: unknown detector config 'regnet-9gf'")
+    err = cli_error(capsys, ["configs", "--show", "regnet-9gf"])
+    assert err.startswith("regnet-explore configs: error: unknown detector config 'regnet-9gf'")

@@ -45,7 +45,7 @@ def reference_head_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
      lambda: AnchorHead(10, 384, 384, NUS_SECFPN, 9)),
     ("mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_lyft-3d.keys", lambda: AnchorHead(9, 256, 256, LYFT_FPN, 7)),
 ])
-def test_keys_and_shapes_match_mmdet3d(shared_dir, name, head):
+def test_keys_and_shapes_match_mmdet3d(name, head):
     assert head_keys(head()) == reference_head_keys(name)
 
 

@@ -1,22 +1,24 @@
-"""Every notebook in notebooks/ runs top to bottom on this interpreter's kernel and is committed without outputs."""
+"""Every notebook in notebooks/ is committed without outputs; those the browser test does not run (it runs 01, 04
+and 05 in JupyterLab) run top to bottom here on this interpreter's kernel, with the tests' settings injected."""
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import SAVED_NOTEBOOK_LIMIT_MB
+from .helpers import NOTEBOOK_DIR, NOTEBOOK_TEST_PARAMETERS, SAVED_NOTEBOOK_LIMIT_MB, with_test_parameters
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 kernelspec = pytest.importorskip("jupyter_client.kernelspec")
 manager = pytest.importorskip("jupyter_client.manager")
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+IN_THE_BROWSER = {"01_design_space.ipynb", "04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb"}  # test_browser.py
 
 
 def this_python_kernel() -> manager.KernelManager:
@@ -58,12 +60,27 @@ def execute(nb) -> None:
     assert all(c.execution_count is not None for c in nb.cells if c.cell_type == "code")
 
 
-@pytest.mark.notebook
+def _assigned(source: str) -> set[str]:
+    return {t.id for node in ast.parse(source).body if isinstance(node, ast.Assign) for t in node.targets}
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_first_code_cell_holds_the_parameters_the_tests_set(path: Path):
+    """Papermill's convention: one cell tagged ``parameters``, the first code cell; the tests' settings name only
+    variables it defines (a misspelt one would leave the notebook on its full-size default)."""
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.metadata.get("tags", [])]
+    assert tagged == [0], tagged
+    settings = NOTEBOOK_TEST_PARAMETERS.get(path.name, "").format(nuscenes="/n", lyft="/l")
+    assert _assigned(settings) <= _assigned(code[0].source)
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name not in IN_THE_BROWSER], ids=lambda p: p.name)
 def test_notebook_runs(path: Path):
     """... and saved as JupyterLab saves by default (outputs, no widget state) it stays small; saved with its widget
     state, tests/test_browser.py checks it in JupyterLab."""
-    nb = nbformat.read(path, as_version=4)
+    nb = with_test_parameters(nbformat.read(path, as_version=4), path.name)
     execute(nb)
     nb.metadata.pop("widgets", None)  # nbclient keeps it; JupyterLab's default save does not
     saved_mb = len(nbformat.writes(nb).encode()) / 2**20
@@ -77,6 +94,6 @@ USES_PYCLS = [p for p in NOTEBOOKS if "import pycls" in p.read_text() or "from p
 @pytest.mark.parametrize("path", USES_PYCLS, ids=lambda p: p.name)
 def test_notebook_runs_without_pycls(path: Path):
     """pycls is an optional reference: with it unimportable the notebook takes its fallback path."""
-    nb = nbformat.read(path, as_version=4)
+    nb = with_test_parameters(nbformat.read(path, as_version=4), path.name)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys\nsys.modules['pycls'] = None  # import pycls fails"))
     execute(nb)

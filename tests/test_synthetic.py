@@ -99,10 +99,9 @@ def test_occlusion_and_range_falloff(nusc):
     assert hidden and all(a["visibility_token"] == "1" for a in hidden)
 
 
-def test_real_and_synthetic_frames_in_the_same_regime(shared_dir, nus_root):
-    frame = shared_dir / "data" / "nuscenes-demo-frame"
-    ann = json.loads((frame / "annotations.json").read_text())
-    real_pts = load_points_bin(frame / ann["lidar_file"])
+def test_real_and_synthetic_frames_in_the_same_regime(real_frame, nus_root):
+    ann = real_frame.annotations
+    real_pts = real_frame.points
     boxes = np.array([i["box_lidar"] for i in ann["instances"]])
     real = frame_stats(real_pts, boxes, np.array([i["num_lidar_pts"] for i in ann["instances"]]),
                        [i["category"] for i in ann["instances"]])

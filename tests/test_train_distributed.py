@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -12,11 +11,7 @@ import torch.multiprocessing as mp
 
 from regnet_explore.train.distributed import GlobalBatchNorm, convert_batchnorm
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .helpers import free_port
 
 
 def _worker(rank: int, port: int, x: torch.Tensor, split: int, out: dict) -> None:
@@ -40,7 +35,7 @@ def test_global_batchnorm_two_processes_equal_one():
     x = torch.randn(23, 5) * 3 + 1  # uneven split: 7 rows on one rank, 16 on the other
     manager = mp.Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(_free_port(), x, 7, out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(free_port(), x, 7, out), nprocs=2, join=True)
     ref = torch.nn.BatchNorm1d(5, momentum=0.01)
     xr = x.clone().requires_grad_(True)
     y = ref(xr)
@@ -52,14 +47,42 @@ def test_global_batchnorm_two_processes_equal_one():
     assert torch.allclose(out[1]["var"], ref.running_var, atol=1e-6)
 
 
+def _step(bn: torch.nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One training step: the output and the gradients of the input, weight and bias (then cleared)."""
+    x = x.clone().requires_grad_(True)
+    y = bn(x)
+    (y * upstream).sum().backward()
+    out = {"output": y.detach(), "input grad": x.grad, "weight grad": bn.weight.grad, "bias grad": bn.bias.grad}
+    bn.weight.grad = bn.bias.grad = None
+    return out
+
+
 def test_global_batchnorm_alone_is_plain_bn():
-    bn2 = torch.nn.BatchNorm2d(4)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), bn2, torch.nn.SyncBatchNorm(4))
-    ref = [m.state_dict() for m in model]
+    """On one process a converted BN or SyncBN is torch's BatchNorm2d: outputs, gradients, running statistics over
+    two training steps and the eval-mode output, with non-default eps and momentum and non-trivial state."""
+    g = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, eps=1e-3, momentum=0.05),
+                                torch.nn.SyncBatchNorm(4, eps=1e-2, momentum=0.3))
+    refs = []
+    for bn in model[1:]:
+        with torch.no_grad():
+            for t in (bn.weight, bn.bias, bn.running_mean):
+                t.copy_(torch.randn(4, generator=g))
+            bn.running_var.copy_(torch.rand(4, generator=g) + 0.5)
+        refs.append(torch.nn.BatchNorm2d(4, eps=bn.eps, momentum=bn.momentum))
+        refs[-1].load_state_dict(bn.state_dict())
+    keys = [list(bn.state_dict()) for bn in model[1:]]
     converted = convert_batchnorm(model)
-    assert isinstance(converted[1], GlobalBatchNorm) and isinstance(converted[2], GlobalBatchNorm)
-    assert list(converted[1].state_dict()) == list(ref[1])
-    x = torch.randn(2, 3, 8, 8)
-    expected = torch.nn.functional.batch_norm(converted[0](x), torch.zeros(4), torch.ones(4), bn2.weight, bn2.bias,
-                                              True, 0.1, bn2.eps)
-    assert torch.allclose(converted[1](converted[0](x)), expected, atol=1e-6)
+    for bn, ref, names in zip(converted[1:], refs, keys, strict=True):
+        assert isinstance(bn, GlobalBatchNorm) and list(bn.state_dict()) == names and bn.training
+        for _ in range(2):
+            x, upstream = torch.randn(6, 4, 5, 5, generator=g) * 3 + 1, torch.randn(6, 4, 5, 5, generator=g)
+            got, want = _step(bn, x, upstream), _step(ref, x, upstream)
+            for name in want:
+                torch.testing.assert_close(got[name], want[name], msg=lambda m, name=name: f"{name}: {m}")
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            torch.testing.assert_close(getattr(bn, name), getattr(ref, name), msg=lambda m, name=name: f"{name}: {m}")
+        assert int(bn.num_batches_tracked) == 2
+        x = torch.randn(6, 4, 5, 5, generator=g)
+        with torch.no_grad():
+            torch.testing.assert_close(bn.eval()(x), ref.eval()(x))

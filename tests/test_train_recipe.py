@@ -12,7 +12,7 @@ from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.regnet.backbone import RegNet
 from regnet_explore.regnet.convert import convert_state_dict
-from regnet_explore.train.engine import TrainConfig, init_pretrained, train
+from regnet_explore.train.engine import TrainConfig, base_learning_rate, init_pretrained, train
 from regnet_explore.train.losses import LossConfig, detection_loss
 from regnet_explore.train.schedule import ScheduleConfig
 from regnet_explore.train.targets import AssignerConfig, Targets
@@ -81,22 +81,30 @@ def test_losses_of_a_two_anchor_case_computed_by_hand():
         assert value.item() == pytest.approx(losses[key].item() / 2, abs=1e-7)
 
 
-def _first_lr(nus_root, tmp_path, batch: int, **kwargs) -> float:
-    cfg = TrainConfig(detector="regnet-400mf-fpn-nus", data=str(nus_root), work_dir=str(tmp_path / f"b{batch}"),
-                      epochs=1, batch_size=batch, crop=8, sweeps=1, warmup_iters=0, max_iters_per_epoch=1,
-                      log_interval=1, evaluate=False, progress=False, **kwargs)
-    return next(r["lr"] for r in train(cfg).history if r.get("mode") == "train")
-
-
 def test_learning_rate_is_the_references_whatever_the_batch_unless_auto_scaled(nus_root, tmp_path):
-    assert _first_lr(nus_root, tmp_path / "a", 1) == 1e-3
-    assert _first_lr(nus_root, tmp_path / "b", 2) == 1e-3
-    assert _first_lr(nus_root, tmp_path / "c", 2, auto_scale_lr=True) == pytest.approx(1e-3 * 2 / 32)
-    assert _first_lr(nus_root, tmp_path / "d", 2, auto_scale_lr=True, lr=4e-3) == pytest.approx(4e-3 * 2 / 32)
+    sched = ScheduleConfig()
+    assert base_learning_rate(TrainConfig(), sched, 1) == base_learning_rate(TrainConfig(), sched, 64) == 1e-3
+    assert base_learning_rate(TrainConfig(lr=4e-3), sched, 8) == 4e-3
+    assert base_learning_rate(TrainConfig(auto_scale_lr=True), sched, 2) == pytest.approx(1e-3 * 2 / 32)
+    # the engine's first step runs at it (no warm-up): one step of batch 2, auto-scaled from 4e-3
+    cfg = TrainConfig(detector="regnet-400mf-fpn-nus", data=str(nus_root), work_dir=str(tmp_path), epochs=1,
+                      batch_size=2, crop=8, sweeps=1, warmup_iters=0, max_iters_per_epoch=1, log_interval=1,
+                      evaluate=False, progress=False, auto_scale_lr=True, lr=4e-3)
+    first = next(r["lr"] for r in train(cfg).history if r.get("mode") == "train")
+    assert first == pytest.approx(4e-3 * 2 / 32)
 
 
 def test_pretrained_pycls_weights_start_the_backbone(nus_root, tmp_path):
-    pycls_model, ckpt = build_pycls("RegNetX-400MF")  # the real pycls package's network
+    pycls_model, ckpt = build_pycls("RegNetX-400MF")  # the real pycls package's network, in eval mode
+    # what the detector loads is pycls's network: converted strictly, with pycls's BN eps (its cfg.BN.EPS), our
+    # ImageNet RegNet gives the real network's logits on one image
+    (pycls_eps,) = {m.eps for m in pycls_model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert pycls_eps == 1e-5
+    imagenet = RegNet("regnetx_400mf", num_classes=1000, norm_eps=pycls_eps).eval()
+    imagenet.load_state_dict(convert_state_dict(ckpt["model_state"]), strict=True)
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(imagenet.classify(image), pycls_model(image), rtol=1e-5, atol=1e-5)
     path = tmp_path / "RegNetX-400MF_dds_8gpu.pyth"
     torch.save(ckpt, path)
     model = PointPillars(get_config("regnet-400mf-fpn-nus")).eval()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -13,7 +15,6 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from regnet_explore.data.points import load_points_bin
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.viz import open3d_view
@@ -23,21 +24,17 @@ from regnet_explore.viz.scene3d import save_html, scene_figure
 
 from .helpers import assert_colour_levels
 
-FRAME = "nuscenes-demo-frame"
 NAMES = ("car", "truck", "pedestrian")
 
 
-@pytest.fixture
-def real_frame(shared_dir):
-    folder = shared_dir / "data" / FRAME
-    points = load_points_bin(next(folder.glob("*.pcd.bin")))
-    ann = json.loads((folder / "annotations.json").read_text())
-    inst = [i for i in ann["instances"] if i["category"] != "ignored"]
-    gt = {"gt_boxes": np.array([i["box_lidar"] for i in inst]), "gt_names": [i["category"] for i in inst]}
+@pytest.fixture(scope="module")
+def scene(real_frame):
+    """The real frame's points and ground truth, and 20 predictions near its first boxes."""
+    gt = real_frame.gt
     rng = np.random.default_rng(0)
     pred = Detections.from_arrays(gt["gt_boxes"][:20] + rng.normal(0, 0.2, (20, 7)), np.linspace(0.05, 0.95, 20),
                                   np.arange(20) % 3, NAMES)
-    return points, gt, pred
+    return real_frame.points, gt, pred
 
 
 def _box_traces(fig, group=None):
@@ -45,8 +42,8 @@ def _box_traces(fig, group=None):
                                                                             t.meta["group"] == group)]
 
 
-def test_scene_figure_content(real_frame):
-    points, gt, pred = real_frame
+def test_scene_figure_content(scene):
+    points, gt, pred = scene
     fig = scene_figure(points, pred=pred, **gt, score_thr=0.5, max_points=10_000)
     gt_traces, pred_traces = _box_traces(fig, "GT"), _box_traces(fig, "pred")
     assert len(gt_traces) == len(gt["gt_boxes"])
@@ -72,13 +69,57 @@ def test_scene_figure_content(real_frame):
     assert fig.data[0].marker.colorbar.x >= 1.0 and fig.layout.height >= 700
 
 
-def test_scene_colour_modes_and_html(real_frame, tmp_path):
-    points, gt, _ = real_frame
-    fig = scene_figure(points, **gt, color_by="intensity")
+def _plotly_array(value) -> np.ndarray:
+    """An array as plotly saves it: a list, or a typed array (its bytes in base64 and their dtype)."""
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.array(value, dtype=float)  # None (a break between line segments) becomes NaN
+
+
+def _saved_figure(html: str) -> tuple[list[dict], dict]:
+    """The data and layout that the saved page hands to ``Plotly.newPlot(div id, data, layout, config)``."""
+    (call,) = re.finditer(r'Plotly\.newPlot\(\s*"([^"]+)",\s*', html)
+    assert f'<div id="{call[1]}"' in html
+    data, end = json.JSONDecoder().raw_decode(html, call.end())
+    layout, _ = json.JSONDecoder().raw_decode(html, re.compile(r",\s*").match(html, end).end())
+    return data, layout
+
+
+def _corners(box: np.ndarray) -> np.ndarray:
+    """A box's 8 corners from (x, y, z bottom, l, w, h, yaw), computed here."""
+    x, y, z, length, width, height, yaw = box[:7]
+    u, v = np.array([1, 1, -1, -1]) * length / 2, np.array([1, -1, -1, 1]) * width / 2
+    xy = np.stack([x + u * np.cos(yaw) - v * np.sin(yaw), y + u * np.sin(yaw) + v * np.cos(yaw)], axis=1)
+    return np.concatenate([np.c_[xy, np.full(4, z)], np.c_[xy, np.full(4, z + height)]])
+
+
+def test_scene_colour_modes_and_html(scene, tmp_path):
+    points, gt, pred = scene
+    fig = scene_figure(points, pred=pred, **gt, color_by="intensity", score_thr=0.5, title="a nuScenes frame")
     assert_colour_levels(fig.data[0].marker, points[:, 3])
     save_html(fig, tmp_path / "scene.html")
     html = (tmp_path / "scene.html").read_text()
-    assert "plotly" in html and "Scatter3d".lower() in html.lower() and len(html) > 1_000_000  # plotly.js embedded
+    assert len(html) > 1_000_000 and "plotly.js v" in html  # plotly.js embedded: the page opens offline
+    data, layout = _saved_figure(html)
+    assert layout["title"]["text"] == f"a nuScenes frame · {len(points):,} points"
+    # every point of the frame (under max_points), with its colour level, as the figure holds them
+    cloud = data[0]
+    assert cloud["type"] == "scatter3d" and cloud["meta"] == {"kind": "points", "total": len(points),
+                                                              "shown": len(points)}
+    for axis, column in zip("xyz", points[:, :3].T):
+        np.testing.assert_array_equal(_plotly_array(cloud[axis]), column.astype(np.float32))
+    marker = cloud["marker"]
+    np.testing.assert_array_equal(_plotly_array(marker["color"]), np.asarray(fig.data[0].marker.color))
+    assert (marker["cmin"], marker["cmax"], marker["colorbar"]["title"]["text"]) == (0, 255, "intensity")
+    assert marker["colorbar"]["ticktext"] == list(fig.data[0].marker.colorbar.ticktext)
+    # one wireframe per box: the ground truth, then the predictions at or over the threshold, through its corners
+    kept = (pred.scores >= 0.5).numpy()
+    boxes = [t for t in data if t.get("meta", {}).get("kind") == "box"]
+    assert [t["meta"]["group"] for t in boxes] == ["GT"] * len(gt["gt_boxes"]) + ["pred"] * int(kept.sum())
+    assert len(data) == 1 + 2 + len(boxes)  # the points, the two line-style keys, the boxes
+    for trace, box in zip(boxes, [*gt["gt_boxes"], *pred.boxes.numpy()[kept]], strict=True):
+        drawn = np.stack([_plotly_array(trace[axis]) for axis in "xyz"], axis=1)
+        assert all(np.isclose(drawn, corner, atol=1e-3).all(axis=1).any() for corner in _corners(box)), trace["name"]
 
 
 def _is_picture(path, min_colours=20):
@@ -88,8 +129,8 @@ def _is_picture(path, min_colours=20):
     return len(colours) >= min_colours
 
 
-def test_bev_png(real_frame, tmp_path):
-    points, gt, pred = real_frame
+def test_bev_png(scene, tmp_path):
+    points, gt, pred = scene
     fig = bev_figure(points, pred=pred, **gt, score_thr=0.3)
     ax = fig.axes[0]
     assert len(ax.collections[1].get_paths()) == len(gt["gt_boxes"])  # footprints after the point scatter
@@ -112,9 +153,9 @@ def _as_detections(gt) -> Detections:
     return Detections.from_arrays(gt["gt_boxes"], None, [classes.index(n) for n in gt["gt_names"]], classes)
 
 
-def test_ground_truth_as_detections_draws_as_the_arrays_do(real_frame):
+def test_ground_truth_as_detections_draws_as_the_arrays_do(scene):
     """Ground truth as Detections (scores of 1 from from_arrays) draws exactly as gt_boxes/gt_names: no scores."""
-    points, gt, pred = real_frame
+    points, gt, pred = scene
     from_arrays = scene_figure(points, pred=pred, **gt, max_points=5_000)
     from_detections = scene_figure(points, _as_detections(gt), pred, max_points=5_000)
     assert from_detections.to_json() == from_arrays.to_json()
@@ -125,8 +166,8 @@ def test_ground_truth_as_detections_draws_as_the_arrays_do(real_frame):
 
 
 @pytest.mark.parametrize("view", ["scene", "bev", "open3d"])
-def test_views_refuse_what_they_would_have_to_guess(real_frame, view):
-    points, gt, pred = real_frame
+def test_views_refuse_what_they_would_have_to_guess(scene, view):
+    points, gt, pred = scene
     draw = {"scene": scene_figure, "bev": bev_figure, "open3d": open3d_view.build_geometries}[view]
     as_dict = {"boxes": gt["gt_boxes"], "names": gt["gt_names"]}
     with pytest.raises(RegNetExploreError, match="gt: expected Detections, got dict.*gt_boxes="):
@@ -160,16 +201,16 @@ def test_view_boxes_and_box_set_checks():
         BoxSet(boxes, ["car", "car"], np.ones(3))
 
 
-def test_open3d_offscreen_png(real_frame, tmp_path):
+def test_open3d_offscreen_png(scene, tmp_path):
     ok, message = open3d_view.open3d_status()
     if not ok:
         pytest.skip(message)
-    points, gt, pred = real_frame
+    points, gt, pred = scene
     open3d_view.render_png(tmp_path / "o3d.png", points, pred=pred, **gt, width=640, height=480)
     assert _is_picture(tmp_path / "o3d.png")
 
 
-def test_open3d_missing_fails_soft(monkeypatch, real_frame):
+def test_open3d_missing_fails_soft(monkeypatch, scene):
     import builtins
 
     real_import = builtins.__import__
@@ -185,19 +226,19 @@ def test_open3d_missing_fails_soft(monkeypatch, real_frame):
         ok, message = open3d_view.open3d_status()
         assert not ok and "pip install open3d-cpu" in message and "libusb-1.0-0" in message
         with pytest.raises(open3d_view.Open3DUnavailable, match="apt-get install"):
-            open3d_view.render_png("never.png", real_frame[0])
-        assert scene_figure(real_frame[0]).data  # the rest keeps working
+            open3d_view.render_png("never.png", scene[0])
+        assert scene_figure(scene[0]).data  # the rest keeps working
     finally:
         open3d_view._import_open3d.cache_clear()
 
 
 @pytest.mark.slow
-def test_html_scene_draws_in_headless_chromium(real_frame, tmp_path):
+def test_html_scene_draws_in_headless_chromium(scene, tmp_path):
     """Serve the exported HTML on loopback and screenshot it in Debian's chromium (software WebGL)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         pytest.skip("chromium is not installed (setup.sh installs it on Debian)")
-    points, gt, pred = real_frame
+    points, gt, pred = scene
     save_html(scene_figure(points, pred=pred, **gt), tmp_path / "scene.html")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

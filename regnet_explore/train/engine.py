@@ -222,6 +222,13 @@ def _autocast(device: torch.device, amp: str):
     return contextlib.nullcontext()
 
 
+def base_learning_rate(tc: TrainConfig, sched: ScheduleConfig, total_batch: int) -> float:
+    """The run's learning rate before warm-up and decay: ``tc.lr`` or the recipe's 1e-3 whatever the batch
+    (mmdetection3d's default), times ``total_batch`` / 32 with ``auto_scale_lr``."""
+    lr = tc.lr if tc.lr is not None else sched.lr
+    return sched.scaled_lr(total_batch, lr) if tc.auto_scale_lr else lr
+
+
 def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> TrainResult:
     """Run (or resume) a training run; returns the last checkpoint and the log records."""
     device = torch.device(tc.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -239,9 +246,7 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
         raise RegNetExploreError(f"lr_schedule must be 'step' or 'cosine', got {tc.lr_schedule!r}")
     sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters, policy=tc.lr_schedule,
                            decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)))
-    base_lr = tc.lr if tc.lr is not None else sched.lr
-    if tc.auto_scale_lr:
-        base_lr = sched.scaled_lr(batch * env.world_size, base_lr)
+    base_lr = base_learning_rate(tc, sched, batch * env.world_size)
 
     root, version = _default_data(det_cfg, tc)
     train_split, val_split = default_splits(det_cfg, tc, root, version)
