@@ -36,10 +36,14 @@ def pytest_configure(config):
 
 def pytest_collection_modifyitems(items):
     """A module's tests run in one worker (``--dist loadgroup``): module fixtures (a shipped model, an ONNX export,
-    a notebook server) are made once."""
+    a notebook server) are made once. Modules with a test marked ``slow`` or ``notebook`` are handed out first, so
+    that the workers finish together rather than one running a long module alone at the end."""
+    group = {item: SAME_WORKER.get(name, name) for item in items
+             for name in [item.module.__name__.rpartition(".")[2]]}
+    long = {group[item] for item in items if item.get_closest_marker("slow") or item.get_closest_marker("notebook")}
     for item in items:
-        module = item.module.__name__.rpartition(".")[2]
-        item.add_marker(pytest.mark.xdist_group(SAME_WORKER.get(module, module)))
+        item.add_marker(pytest.mark.xdist_group(group[item]))
+    items.sort(key=lambda item: group[item] not in long)  # stable: the order within stays
 
 
 # --- skips: only a missing CUDA device justifies one ------------------------------------------------------------

@@ -31,9 +31,9 @@ TITLES = "JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot .
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    data = tmp_path_factory.mktemp("notebook-data")  # 2 validation key frames each, with their sweeps
+    data = tmp_path_factory.mktemp("notebook-data")  # 2 and 1 validation key frames, with their sweeps
     roots = {"nuscenes": synthesize("nuscenes", data / "nuscenes", 4, 1),
-             "lyft": synthesize("lyft", data / "lyft", 4, 2)}
+             "lyft": synthesize("lyft", data / "lyft", 4, 1)}
     for name in ("01_design_space.ipynb", "04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb"):
         nb = with_test_parameters(nbformat.read(NOTEBOOK_DIR / name, as_version=4), name, **roots)
         nbformat.write(nb, root / name)

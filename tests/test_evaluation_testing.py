@@ -58,6 +58,7 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_submission(full_run, tmp_path):
     out = tmp_path / "killed"
     args = [NUS, "--checkpoint", str(shipped_checkpoint(NUS)), "--out", str(out), "--workers", "0"]
