@@ -6,7 +6,6 @@ import dataclasses
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from regnet_explore.synthetic import synthesize
 from regnet_explore.train.curves import read_log, trim_log
 from regnet_explore.train.engine import TrainConfig, load_matching, train
 
+from .helpers import free_port
+
 DETECTOR = "regnet-400mf-fpn-nus"
 # a 16 m x 16 m crop (64 x 64 cells): the same network, cheap enough for the tests
 TINY = ["--crop", "8", "--warmup-iters", "2", "--sweeps", "2", "--no-eval", "--no-progress", "--workers", "0"]
@@ -38,12 +39,6 @@ def _run(args: list[str], env_extra: dict | None = None, **kwargs) -> subprocess
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "regnet_explore.train", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _params(work_dir: Path) -> dict[str, torch.Tensor]:
@@ -200,7 +195,7 @@ def test_two_process_torchrun_equals_one_process(nus_root, tmp_path):
     assert single.wait(timeout=600) == 0, single.stdout.read()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                "--master_port", str(_free_port())]
+                "--master_port", str(free_port())]
     pair = subprocess.run([*launcher, "-m", "regnet_explore.train", *common, "--batch-size", "1",
                            "--work-dir", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=600)
     assert pair.returncode == 0, pair.stdout + pair.stderr
