@@ -46,6 +46,9 @@ rm -f .venv/share/jupyter/lab/extensions/dash-jupyterlab.tgz
 # this file in place itself; pip's editable install skips a package's data files.
 mkdir -p .venv/etc/jupyter/jupyter_server_config.d
 cp jupyter-config/jupyter_server_config.d/regnet_explore.json .venv/etc/jupyter/jupyter_server_config.d/
+# JupyterLab's settings defaults for this environment (no news prompt, no update check); the same data-file caveat
+mkdir -p .venv/share/jupyter/lab/settings
+cp jupyter-config/lab/settings/overrides.json .venv/share/jupyter/lab/settings/
 
 if [ "${SKIP_DEMO:-0}" != 1 ]; then
   step "main job: regnet-explore demo"

@@ -1,4 +1,6 @@
-"""JupyterLab: ``regnet-explore lab`` on the notebooks of a source checkout (else the current folder), and the Jupyter
+"""JupyterLab: ``regnet-explore lab`` on working copies of a source checkout's notebooks (``work_dirs/notebooks``, so
+that outputs saved while exploring never reach the tracked files), else on the current folder, or on the folder the
+user names; and the Jupyter
 server extension that serves plotly's widget module once (enabled by the config file this package installs in
 ``etc/jupyter/jupyter_server_config.d``).
 
@@ -12,27 +14,64 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 PLOTLY_ROUTE = "regnet-explore/plotly/"
 PLOTLY_SERVED = "REGNET_EXPLORE_PLOTLY_SERVED"
+CHECKOUT = Path(__file__).resolve().parents[1]  # a source checkout when it holds notebooks/
+WORKING_COPIES = Path("work_dirs") / "notebooks"  # in the checkout; git ignores work_dirs/
 
 
-def jupyter_command(jupyter_args: list[str], notebooks: Path) -> list[str]:
-    """``jupyter lab`` with every argument passed through (a leading ``--`` dropped) and ``--allow-root`` added
-    when run as root, which Jupyter otherwise refuses."""
+ROOT_OPTIONS = ("--notebook-dir", "--ServerApp.root_dir", "--ServerApp.notebook_dir", "--NotebookApp.notebook_dir")
+
+
+def chooses_root(args: list[str]) -> bool:
+    """Whether the user's jupyter lab arguments name the folder to serve: one of ``ROOT_OPTIONS`` (``--x=DIR`` or
+    ``--x DIR``) or a directory given as a positional argument, which jupyter_server serves too."""
+    for arg in args:
+        if arg.startswith(ROOT_OPTIONS) and arg.split("=", 1)[0] in ROOT_OPTIONS:
+            return True
+        if not arg.startswith("-") and Path(arg).is_dir():
+            return True
+    return False
+
+
+def jupyter_command(jupyter_args: list[str], notebooks: Path | None) -> list[str]:
+    """``jupyter lab`` with every argument passed through (a leading ``--`` dropped), serving ``notebooks`` unless
+    the arguments choose a folder (:func:`chooses_root`) or ``notebooks`` is None, with ``--allow-root`` added when
+    run as root, which Jupyter otherwise refuses."""
     args = jupyter_args[1:] if jupyter_args[:1] == ["--"] else list(jupyter_args)
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
         args.append("--allow-root")
-    return [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={notebooks}", *args]
+    root = [] if notebooks is None or chooses_root(args) else [f"--notebook-dir={notebooks}"]
+    return [sys.executable, "-m", "jupyter", "lab", *root, *args]
+
+
+def working_copies(tracked: Path, work: Path) -> list[str]:
+    """Copy each notebook of ``tracked`` that ``work`` lacks into ``work``, so that JupyterLab's autosave writes
+    outputs and edits there, never into the tracked files. A copy that exists is the user's and stays; returns a
+    line for each one older than its tracked notebook."""
+    work.mkdir(parents=True, exist_ok=True)
+    notes = []
+    for source in sorted(tracked.glob("*.ipynb")):
+        copy = work / source.name
+        if not copy.exists():
+            shutil.copy2(source, copy)
+        elif copy.stat().st_mtime < source.stat().st_mtime and copy.read_bytes() != source.read_bytes():
+            notes.append(f"kept your {copy}: {source} is newer (delete your copy to take it)")
+    return notes
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
-    if not notebooks.is_dir():
-        notebooks = Path.cwd()
+    checkout = CHECKOUT
+    notebooks = None  # outside a source checkout: the current folder, as jupyter lab serves by default
+    if (checkout / "notebooks").is_dir() and not chooses_root(args.jupyter_args):
+        notebooks = checkout / WORKING_COPIES
+        for note in working_copies(checkout / "notebooks", notebooks):
+            print(note, flush=True)
     cmd = jupyter_command(args.jupyter_args, notebooks)
     print(" ".join(cmd), flush=True)
     return subprocess.call(cmd)
@@ -41,7 +80,11 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     # '+' as the option prefix: every '-' argument (--no-browser, --port 8898, --version) is Jupyter's
     p = sub.add_parser("lab", prefix_chars="+", help="JupyterLab on the notebooks; every argument goes to jupyter lab",
-                       description="JupyterLab on the notebooks. Every argument is passed to `jupyter lab` as is, "
+                       description="JupyterLab on working copies of the notebooks (work_dirs/notebooks in a source "
+                                   "checkout: outputs and edits are saved there, the tracked notebooks stay clean; "
+                                   "a copy you have is kept), or on the folder you name with --notebook-dir, "
+                                   "--ServerApp.root_dir or a directory argument. "
+                                   "Every argument is passed to `jupyter lab` as is, "
                                    "e.g. `regnet-explore lab --no-browser --port 8898` or `regnet-explore lab "
                                    "--version`; --allow-root is added when run as root. `regnet-explore lab +h` "
                                    "shows this help, `regnet-explore lab --help` Jupyter's.")

@@ -30,8 +30,8 @@ SAVED_NOTEBOOK_LIMIT_MB = 2.0  # an executed notebook as saved, widget state inc
 # same code paths on small inputs ({nuscenes} and {lyft}: small synthetic dataroots the test makes). The committed
 # notebooks default to the run a user wants.
 NOTEBOOK_TEST_PARAMETERS = {
-    "04_nuscenes_scenes.ipynb": "QUICK = True\nROOT = {nuscenes!r}",
-    "05_lyft_scenes.ipynb": "QUICK = True\nROOT = {lyft!r}",
+    "04_nuscenes_scenes.ipynb": "QUICK = True\nDATAROOT = {nuscenes!r}",
+    "05_lyft_scenes.ipynb": "QUICK = True\nDATAROOT = {lyft!r}",
     "06_training_run.ipynb": "QUICK = True\nEPOCHS = 1\nITERS_PER_EPOCH = 4",
     "07_design_space_analysis.ipynb": "QUICK = True",
 }

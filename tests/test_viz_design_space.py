@@ -195,6 +195,16 @@ def test_explorer_starts_on_the_zoo_model(explorer):
     assert "inside" in explorer.warning.value and explorer.status == "inside the RegNetX design space"
 
 
+def test_typed_wm_moves_its_slider_and_redraws(explorer):
+    """The text box beside wm: 2.54 -> 2.5 typed (the pitfall of notebook 02), the slider and the figure follow."""
+    assert explorer.texts["wm"].value == 2.54 and explorer.texts["wa"].value == 24.48
+    explorer.texts["wm"].value = 2.5
+    assert explorer.sliders["wm"].value == 2.5
+    assert ys(explorer.figure.data[QUANTIZED]) == block_widths(22, 24, 24.48, 2.5).quantized.tolist()
+    explorer.zoo.value = "RegNetX-800MF"
+    assert explorer.texts["wm"].value == zoo_params("RegNetX-800MF").wm
+
+
 def test_slider_change_updates_figure_in_place_and_table(explorer):
     fig, trace = explorer.figure, explorer.figure.data[QUANTIZED]
     table_before = explorer.table.value

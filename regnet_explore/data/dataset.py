@@ -83,13 +83,19 @@ class DetectionData:
                                      + (f" (found: {', '.join(found)})" if found else ""))
         scenes = self._split_scenes(split)  # before a possibly long index build
         self.index_path = open_index(tables, Path(index_path) if index_path else None, rebuild_index,
-                                     in_dataset=(self.dataroot / SYNTHETIC_MARKER).is_file())
+                                     in_dataset=self.synthetic)
         self._connection: tuple[int, sqlite3.Connection] | None = None
         rows = self._con.execute("SELECT idx, token, scene FROM samples ORDER BY idx").fetchall()
         rows = [r for r in rows if scenes is None or r[2] in scenes]
         self._rows = [r[0] for r in rows]
         self.tokens: list[str] = [r[1] for r in rows]
         self._position = {t: i for i, t in enumerate(self.tokens)}
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the set was made by ``regnet_explore.synthetic`` (its settings file at the dataroot): views and
+        tables say so, since nothing learnt or measured on it transfers to real LiDAR as it is."""
+        return (self.dataroot / SYNTHETIC_MARKER).is_file()
 
     # Layout and mapping, per dataset.
     @property

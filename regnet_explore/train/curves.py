@@ -6,9 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.figures import Figure
 from regnet_explore.io import atomic_write, write_text_atomic
 
 

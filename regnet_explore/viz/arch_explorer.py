@@ -78,10 +78,17 @@ class ArchExplorer:
         for w in (*self.sliders.values(), self.se, self.rounding):
             w.observe(self.on_change, names="value")
         self.zoo.observe(self.on_zoo, names="value")
+        # a typed value for the continuous parameters: a pixel of the slider is too coarse for 2.54 -> 2.5
+        self.texts = {key: widgets.BoundedFloatText(min=self.sliders[key].min, max=self.sliders[key].max, step=0.01,
+                                                    layout=widgets.Layout(width="90px")) for key in ("wa", "wm")}
+        for key, text in self.texts.items():
+            widgets.link((self.sliders[key], "value"), (text, "value"))
+        rows = [widgets.HBox([slider, self.texts[key]]) if key in self.texts else slider
+                for key, slider in self.sliders.items()]
         self.widget = widgets.VBox([
-            widgets.HBox([widgets.VBox(list(self.sliders.values())),
-                          widgets.VBox([self.zoo, self.se, self.rounding])]),
-            self.warning, self.plot, widgets.HBox([self.table, self.complexity]),
+            widgets.HBox([widgets.VBox(rows), widgets.VBox([self.zoo, self.se, self.rounding])]),
+            self.warning, self.plot,
+            widgets.Box([self.table, self.complexity], layout=widgets.Layout(flex_flow="row wrap")),  # no clipping
         ])
 
     @property

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from regnet_explore.detection.detections import Detections
+from regnet_explore.figures import Figure
 from regnet_explore.viz.common import (
     BoxSet,
     check_points,
@@ -53,9 +53,9 @@ def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, 
                     rasterized=True)
     fig.colorbar(sc, ax=ax, fraction=0.035, pad=0.01, label=label)
     theta = np.linspace(0, 2 * np.pi, 181)
-    for r in rings:
+    for r in rings if extent is None else [r for r in rings if r <= extent]:  # a ring beyond the view: not drawn
         ax.plot(r * np.cos(theta), r * np.sin(theta), color="0.75", lw=0.6, zorder=0)
-        ax.text(r * 0.707, r * 0.707, f"{r:g} m", color="0.5", fontsize=7)
+        ax.text(r * 0.707, r * 0.707, f"{r:g} m", color="0.5", fontsize=8, clip_on=True)
     handles, names = [], set()  # line style per group first, then one colour per class
     for box_set, style, group in zip(view_boxes(gt, pred, gt_boxes, gt_names, score_thr), ("solid", "dashed"),
                                      ("ground truth", "prediction")):
@@ -66,8 +66,8 @@ def bev_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None, 
         names.update(box_set.names)
     handles += [Line2D([], [], color=class_color(n), lw=3, label=n) for n in sorted(names)]
     if handles:  # outside the data: below the axes, never over points, boxes or ring labels
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=7,
-                   frameon=False)
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=9,
+                   frameon=False, handlelength=3)  # long enough samples to tell dashed from solid
     if extent is not None:
         ax.set_xlim(-extent, extent)
         ax.set_ylim(-extent, extent)

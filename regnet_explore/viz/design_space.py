@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import MaxNLocator
 
 from regnet_explore.analysis.sampling import IMAGENET, POINTPILLARS_NUS, BackboneInput
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.figures import Figure as MplFigure
 from regnet_explore.regnet.backbone import Arch, out_channels, regnet_complexity, resolve_stages
 from regnet_explore.regnet.design import (
     BlockWidths,

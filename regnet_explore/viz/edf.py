@@ -14,7 +14,6 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure as MplFigure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 from numpy.typing import ArrayLike
 from plotly.colors import hex_to_rgb
@@ -22,6 +21,7 @@ from plotly.colors import qualitative as palettes
 
 from regnet_explore.analysis.edf import Band, BestValue, edf, summary, trend
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.figures import Figure as MplFigure
 
 Sample = ArrayLike | tuple[ArrayLike, ArrayLike | None]  # errors, or (errors, weights)
 TEMPLATE = "plotly_white"
@@ -88,7 +88,7 @@ def plotly_edfs(curves: Mapping[str, Sample], bands: Mapping[str, Band] | None =
     fig = go.Figure()
     for i, (name, sample) in enumerate(curves.items()):
         errors, weights = _split(sample)
-        color = palettes.Plotly[i % len(palettes.Plotly)]
+        color = palettes.D3[i % len(palettes.D3)]  # matplotlib's C0, C1, ...: one colour per space in both
         if name in bands:
             grid, lo, hi = bands[name]
             edge = dict(x=grid, mode="lines", line=dict(width=0, shape="hv"), legendgroup=name, showlegend=False,
@@ -131,7 +131,7 @@ def plot_param_vs_error(values: ArrayLike, errors: ArrayLike, name: str, best: B
         ax.axvspan(lo, hi, color="C3", alpha=0.15, lw=0)
         ax.axvline(value, color="C3", lw=1, label=_best_label(name, best))
     if best is not None or trend_bins:
-        ax.legend(loc="upper right", fontsize=7)
+        ax.legend(loc="upper right", fontsize=9)
     ax.set(xlabel=name, ylabel=ylabel)
     return ax.figure
 

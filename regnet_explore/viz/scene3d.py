@@ -105,9 +105,11 @@ def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None
         fig.add_traces(box_traces(box_set, group, classes))
     count = f"{len(shown):,} of {len(pts):,} points" if len(shown) < len(pts) else f"{len(pts):,} points"
     fig.update_layout(
-        title=f"{title + ' · ' if title else ''}{count}", height=720,
+        # left-aligned: clear of the mode bar plotly draws at the top right
+        title=dict(text=f"{title + ' · ' if title else ''}{count}", x=0.01, xanchor="left", font=dict(size=14)),
+        height=720,
         scene=dict(aspectmode="data", xaxis_title="x (m)", yaxis_title="y (m)", zaxis_title="z (m)",
-                   camera=dict(eye=dict(x=-0.9, y=-0.9, z=0.7), up=dict(x=0, y=0, z=1))),
+                   camera=dict(eye=dict(x=-1.1, y=-1.1, z=0.8), up=dict(x=0, y=0, z=1))),
         # one row under the scene: the 3D viewport keeps the full width
         legend=dict(orientation="h", x=0.0, y=0.0, yanchor="top", groupclick="togglegroup",
                     itemsizing="constant", font=dict(size=11)),

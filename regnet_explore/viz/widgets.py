@@ -78,7 +78,8 @@ class SceneBrowser:
         self.datasets, self.predict, self.max_points = dict(datasets), predict, max_points
         self._cache: dict[tuple[str, int], tuple[Sample, Detections | None]] = {}
         first = next(iter(self.datasets.values()))
-        self.dataset = w.Dropdown(options=list(self.datasets), description="data")
+        self.dataset = w.Dropdown(options=list(self.datasets), description="data",
+                                  layout=w.Layout(width="max-content", min_width="300px"))  # the whole label
         self.index = w.IntSlider(0, 0, max(len(first) - 1, 0), description="sample", continuous_update=False)
         self.play = w.Play(interval=1500, min=0, max=self.index.max)
         w.jslink((self.play, "value"), (self.index, "value"))
