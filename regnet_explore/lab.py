@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,22 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             print(note, flush=True)
     cmd = jupyter_command(args.jupyter_args, notebooks)
     print(" ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    return run_forwarding_signals(cmd)
+
+
+def run_forwarding_signals(cmd: list[str]) -> int:
+    """Run ``cmd`` to its end. SIGTERM and SIGHUP sent to this launcher are passed on, so that whoever stops it (a
+    service manager, a test, a closed terminal) stops the Jupyter server and its kernels too; Ctrl-C reaches both
+    from the terminal already, so the launcher ignores it and waits for Jupyter's own shutdown."""
+    process = subprocess.Popen(cmd)
+    forwarded = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, lambda signum, _frame: process.send_signal(signum)) for s in forwarded}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return process.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -50,7 +51,8 @@ class JupyterLab:
                f"--LabApp.workspaces_dir={state / 'workspaces'}",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        # a session of its own: stop() can end the launcher, the server and its kernels together if need be
+        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -73,11 +75,25 @@ class JupyterLab:
         return f"http://127.0.0.1:{self.port}/lab{'/tree/' + path if path else ''}?token={self.token}"
 
     def stop(self) -> None:
+        """Shut the kernels down, then stop the launcher, which passes SIGTERM on to the server; whatever of the
+        session is still alive after 30 s is killed, so that no kernel outlives the test."""
+        try:
+            for kernel in self.get("api/kernels"):
+                request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/kernels/{kernel['id']}?token="
+                                                 f"{self.token}", method="DELETE")
+                urllib.request.urlopen(request, timeout=30).close()
+        except OSError:
+            pass  # the server is gone already: nothing to ask
         self.process.terminate()
         try:
-            self.process.wait(timeout=20)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            pass
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
         self.log.close()
 
 

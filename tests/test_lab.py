@@ -3,10 +3,12 @@ as working copies; the server it starts serves the named folder and plotly's wid
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -98,3 +100,28 @@ def test_lab_serves_the_named_folder_with_plotly_and_no_news_prompt(tmp_path):
     assert news["fetchNews"]["default"] == "false" and news["checkForUpdates"]["default"] is False
     assert kind in ("application/javascript", "text/javascript")
     assert body == (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_bytes()
+
+
+def test_stopping_the_launcher_stops_jupyter_and_its_kernels(tmp_path):
+    """SIGTERM to ``regnet-explore lab`` (a service manager, a closed terminal, a test) reaches the Jupyter server,
+    which shuts its kernels down: nothing outlives the launcher."""
+    pytest.importorskip("jupyterlab")
+    psutil = pytest.importorskip("psutil")
+    (tmp_path / "root").mkdir()
+    server = JupyterLab(tmp_path / "root", tmp_path / "state", tmp_path / "lab.log")
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}/api/kernels?token={server.token}",
+                                         data=b"{}", method="POST")
+        kernel = json.loads(urllib.request.urlopen(request, timeout=60).read())["id"]
+        launcher = psutil.Process(server.process.pid)
+        deadline = time.monotonic() + 60
+        while not (spawned := [p for p in launcher.children(recursive=True) if kernel in " ".join(p.cmdline())]):
+            assert time.monotonic() < deadline, "the kernel did not start"
+            time.sleep(0.5)
+        jupyter = launcher.children()
+        server.process.terminate()  # the launcher alone, as a service manager would
+        assert server.process.wait(timeout=60) is not None
+        gone, alive = psutil.wait_procs([*jupyter, *spawned], timeout=30)
+        assert not alive, [p.cmdline()[:4] for p in alive]
+    finally:
+        server.stop()
