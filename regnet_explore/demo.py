@@ -94,9 +94,10 @@ def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None =
     sample, pred = val.sample(token), detections[token]
     gt = Detections.from_arrays(sample.gt_boxes, None, sample.gt_labels, val.class_names)
     files["3D scene"] = out_dir / "scene.html"
-    save_html(scene_figure(sample.points, gt, pred, score_thr=0.3, title=f"mini_val {token[:8]}"), files["3D scene"])
+    title = f"{'synthetic ' if val.synthetic else ''}nuScenes mini_val {token[:8]}"  # synthetic data says so
+    save_html(scene_figure(sample.points, gt, pred, score_thr=0.3, title=title), files["3D scene"])
     files["BEV"] = out_dir / "bev.png"
-    save_png(bev_figure(sample.points, gt, pred, score_thr=0.3, title=f"mini_val {token[:8]}"), files["BEV"])
+    save_png(bev_figure(sample.points, gt, pred, score_thr=0.3, title=title), files["BEV"])
     ok, message = open3d_status()
     if ok:
         try:

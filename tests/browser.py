@@ -269,19 +269,21 @@ def lab_session(tmp_path_factory, names: list[str], roots: dict[str, str]):
 
     from .helpers import NOTEBOOK_DIR, with_test_parameters
 
-    root = tmp_path_factory.mktemp("lab")
+    base = tmp_path_factory.mktemp("browser")  # a folder per session: two modules may share a worker
+    root = base / "notebooks"
+    root.mkdir()
     for name in names:
         nbformat.write(with_test_parameters(nbformat.read(NOTEBOOK_DIR / name, as_version=4), name, **roots),
                        root / name)
-    lab = JupyterLab(root, root.parent / "state", root.parent / "lab.log")
-    profile = root.parent / "chromium"
+    lab = JupyterLab(root, base / "state", base / "lab.log")
+    profile = base / "chromium"
     profile.mkdir()
     try:
         browser = Chromium(profile)
     except Exception:
         lab.stop()
         raise
-    shots = Path(os.environ.get("REGNET_EXPLORE_SCREENSHOTS") or root.parent / "screenshots")
+    shots = Path(os.environ.get("REGNET_EXPLORE_SCREENSHOTS") or base / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     yield lab, browser, shots
     browser.stop()

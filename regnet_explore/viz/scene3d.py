@@ -109,7 +109,8 @@ def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None
         title=dict(text=f"{title + ' · ' if title else ''}{count}", x=0.01, xanchor="left", font=dict(size=14)),
         height=720,
         scene=dict(aspectmode="data", xaxis_title="x (m)", yaxis_title="y (m)", zaxis_title="z (m)",
-                   camera=dict(eye=dict(x=-1.1, y=-1.1, z=0.8), up=dict(x=0, y=0, z=1))),
+                   camera=dict(eye=dict(x=-1.8, y=-1.8, z=1.2), up=dict(x=0, y=0, z=1))),
+        modebar=dict(orientation="v"),  # down the right edge, never over the title
         # one row under the scene: the 3D viewport keeps the full width
         legend=dict(orientation="h", x=0.0, y=0.0, yanchor="top", groupclick="togglegroup",
                     itemsizing="constant", font=dict(size=11)),
