@@ -37,14 +37,15 @@ def test_notebook_04_scene_browser_follows_its_score_slider(session):
     after = browser.wait_for(f"(() => {{ const t = {status}; return t !== {json.dumps(before)} && t; }})()", 60,
                              "the scene browser to redraw")
     assert "predictions ≥" in after and after != before
-    # its 3D view is drawn and says the data is synthetic, from plotly's module as the Jupyter server serves it (not
-    # from the widget state). Its width is plotly's default 700 px, not the cell's (953 px here): not solved yet
+    # its 3D view is drawn, says the data is synthetic and spans the cell, from plotly's module as the Jupyter server
+    # serves it (not from the widget state)
     view = json.loads(browser.wait_for(
         "(() => { const p = document.querySelector('.widget-vbox .js-plotly-plot'); const t = p && "
         "p.querySelector('.gtitle'); const cell = p && p.closest('.jp-OutputArea-output'); return t && "
         "JSON.stringify({title: t.textContent, width: p.querySelector('.main-svg').getBoundingClientRect().width, "
         "cell: cell.getBoundingClientRect().width}); })()", 60, "the scene browser's 3D view"))
     assert "points" in view["title"] and "synthetic" in view["title"], view
+    assert view["width"] >= 0.9 * view["cell"], view
     assert browser.js("performance.getEntriesByType('resource').some(e => e.name.includes("
                       "'regnet-explore/plotly/widgetbundle.js'))")
     browser.js("document.querySelector('.widget-vbox .js-plotly-plot').scrollIntoView({block: 'center'}) || true")

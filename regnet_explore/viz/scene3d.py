@@ -107,7 +107,7 @@ def scene_figure(points: np.ndarray | torch.Tensor, gt: Detections | None = None
     fig.update_layout(
         # left-aligned: clear of the mode bar plotly draws at the top right
         title=dict(text=f"{title + ' · ' if title else ''}{count}", x=0.01, xanchor="left", font=dict(size=14)),
-        height=720,
+        height=720, autosize=True,  # the width of its cell (plotly.js's default, autosize off, is 700 px)
         scene=dict(aspectmode="data", xaxis_title="x (m)", yaxis_title="y (m)", zaxis_title="z (m)",
                    camera=dict(eye=dict(x=-1.8, y=-1.8, z=1.2), up=dict(x=0, y=0, z=1))),
         modebar=dict(orientation="v"),  # down the right edge, never over the title

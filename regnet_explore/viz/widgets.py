@@ -147,7 +147,7 @@ class SceneBrowser:
                 self.figure.data[0].update(fresh.data[0].to_plotly_json())
             else:
                 self.figure.add_trace(fresh.data[0])
-            for key in ("title", "scene", "legend", "margin", "height", "template", "modebar"):
+            for key in ("title", "scene", "legend", "margin", "height", "autosize", "template", "modebar"):
                 self.figure.layout[key] = fresh.layout[key]
         self.figure.data = self.figure.data[:1]  # box traces change in number: replace them, keep the widget
         self.figure.add_traces(list(fresh.data[1:]))
