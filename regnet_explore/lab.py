@@ -33,7 +33,7 @@ def chooses_root(args: list[str]) -> bool:
     """Whether the user's jupyter lab arguments name the folder to serve: one of ``ROOT_OPTIONS`` (``--x=DIR`` or
     ``--x DIR``) or a directory given as a positional argument, which jupyter_server serves too."""
     for arg in args:
-        if arg.startswith(ROOT_OPTIONS) and arg.split("=", 1)[0] in ROOT_OPTIONS:
+        if arg.split("=", 1)[0] in ROOT_OPTIONS:
             return True
         if not arg.startswith("-") and Path(arg).is_dir():
             return True
@@ -67,11 +67,10 @@ def working_copies(tracked: Path, work: Path) -> list[str]:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    checkout = CHECKOUT
     notebooks = None  # outside a source checkout: the current folder, as jupyter lab serves by default
-    if (checkout / "notebooks").is_dir() and not chooses_root(args.jupyter_args):
-        notebooks = checkout / WORKING_COPIES
-        for note in working_copies(checkout / "notebooks", notebooks):
+    if (CHECKOUT / "notebooks").is_dir() and not chooses_root(args.jupyter_args):
+        notebooks = CHECKOUT / WORKING_COPIES
+        for note in working_copies(CHECKOUT / "notebooks", notebooks):
             print(note, flush=True)
     cmd = jupyter_command(args.jupyter_args, notebooks)
     print(" ".join(cmd), flush=True)
