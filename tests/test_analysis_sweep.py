@@ -10,13 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from regnet_explore.analysis import sweep
-from regnet_explore.analysis.commands import _sweep_config
+from regnet_explore.analysis.commands import _sweep_configs
 from regnet_explore.analysis.sampling import BackboneInput
 from regnet_explore.analysis.sweep import (
     PROXY,
@@ -35,6 +37,7 @@ from regnet_explore.detection.detector import PointPillars
 from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
+from regnet_explore.machine import cpu_kind
 from regnet_explore.train.curves import read_log
 from regnet_explore.train.engine import TrainingSet
 
@@ -249,7 +252,9 @@ def test_report_counts_failed_models(tiny_sweep, tmp_path, capsys):
 
 def test_proxy_preset_fills_what_the_command_leaves_unset():
     def parse(*extra):
-        return _sweep_config(build_parser().parse_args(["sweep", "regnetx", "--samples", "3", "--out", "x", *extra]))
+        cfgs = _sweep_configs(build_parser().parse_args(["sweep", "regnetx", "--samples", "3", "--out", "x", *extra]))
+        assert len(cfgs) == 1 and cfgs[0].space == "regnetx" and cfgs[0].out == "x"
+        return cfgs[0]
 
     cfg = parse("--proxy")
     for key, value in PROXY.items():
@@ -332,3 +337,46 @@ def test_sweep_report_compares_two_spaces_and_the_shipped_study(capsys):
     assert main(["sweep-report", str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]) == 0
     assert capsys.readouterr().out == shipped
     assert "one sweep directory, two to compare, or --shipped" in cli_error(capsys, ["sweep-report"])
+
+
+def test_two_spaces_train_as_one_alternating_stream(tiny_sweep, nus_root, tmp_path, capsys):
+    args = tiny_sweep_args(nus_root, tmp_path / "both", 2)
+    args.insert(2, "anynetxa")  # sweep regnetx anynetxa ...
+    assert main(args) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split()[1] for line in printed] == ["regnetx", "anynetxa", "regnetx", "anynetxa"]
+    regnetx = load_results(tmp_path / "both" / "regnetx")
+    _assert_same_rows(regnetx, load_results(tiny_sweep).iloc[:2])  # as if trained alone
+    anynetxa = load_results(tmp_path / "both" / "anynetxa")
+    assert list(anynetxa["index"]) == [0, 1] and set(anynetxa["space"]) == {"anynetxa"}
+    for table in (regnetx, anynetxa):
+        assert set(table["cpu"]) == {cpu_kind()} and set(table["torch"]) == {torch.__version__}
+        assert set(table["threads"]) == {1} and set(table["cpu_cores"]) == {os.cpu_count()}
+
+
+def test_sweeps_trained_together_must_differ_in_space_and_share_the_runner(nus_root, tmp_path):
+    a = SweepConfig(**TINY_SWEEP, samples=1, data=str(nus_root), out=str(tmp_path / "a"))
+    with pytest.raises(RegNetExploreError, match="different spaces"):
+        sweep.run_sweeps([a, a])
+    b = SweepConfig(**{**TINY_SWEEP, "space": "anynetxa"}, samples=1, data=str(nus_root), out=str(tmp_path / "b"),
+                    workers=2)
+    with pytest.raises(RegNetExploreError, match="must share workers"):
+        sweep.run_sweeps([a, b])
+    assert sweep.interleave([[1, 2, 3], ["a"], [10, 20]]) == [1, "a", 10, 2, 20, 3]
+
+
+def test_rows_of_another_cpu_kind_are_warned_about_in_one_line(tiny_sweep, nus_root, tmp_path, capsys):
+    same = _copy(tiny_sweep, tmp_path / "same")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_sweep(SweepConfig(**TINY_SWEEP, samples=3, data=str(nus_root), out=str(same)))
+    other = _copy(tiny_sweep, tmp_path / "other")
+    rows = [json.loads(line) for line in (other / "results.jsonl").read_text().splitlines()]
+    text = "".join(json.dumps({**row, "device_name": "Some CPU (family 6 model 1, no AVX512)"}) + "\n"
+                   for row in rows)
+    (other / "results.jsonl").write_text(text)
+    with pytest.warns(sweep.MixedCPUWarning, match="computed on Some CPU"):
+        run_sweep(SweepConfig(**TINY_SWEEP, samples=3, data=str(nus_root), out=str(other)))
+    assert main(tiny_sweep_args(nus_root, other, 3)) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("regnet-explore sweep: warning: ") and cpu_kind() in err[0]

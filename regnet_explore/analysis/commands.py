@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -20,7 +21,7 @@ from regnet_explore.analysis.sweep import (
     SweepConfig,
     finished,
     load_results,
-    run_sweep,
+    run_sweeps,
 )
 from regnet_explore.errors import RegNetExploreError
 
@@ -73,15 +74,26 @@ def describe(row: pd.Series | dict) -> str:
 def _progress(row: dict, count: list[int]) -> None:
     count[0] += 1
     if not finished(row):
-        print(f"[{count[0]}] model {row['index']:>4}  failed: {row['reason']}", flush=True)
+        print(f"[{count[0]}] {row['space']} model {row['index']:>4}  failed: {row['reason']}", flush=True)
         return
-    print(f"[{count[0]}] model {row['index']:>4}  {row['flops'] / 1e9:8.3f} GFLOPs  error {row['error']:.4f}  "
-          f"{row['wall_s']:7.1f} s  (worker {row['worker']}, {row['device']})", flush=True)
+    print(f"[{count[0]}] {row['space']} model {row['index']:>4}  {row['flops'] / 1e9:8.3f} GFLOPs  "
+          f"error {row['error']:.4f}  {row['wall_s']:7.1f} s  (worker {row['worker']}, {row['device']})", flush=True)
+
+
+def _sweep_configs(args: argparse.Namespace) -> list[SweepConfig]:
+    """The command line's settings, one sweep per space (several: each in ``OUT/<space>``); with ``--proxy`` the
+    preset's values fill what the command leaves unset."""
+    if len(set(args.space)) < len(args.space):
+        raise RegNetExploreError(f"spaces {' '.join(args.space)}: name each space once")
+    cfg = _sweep_config(args)
+    if len(args.space) == 1:
+        return [dataclasses.replace(cfg, space=args.space[0])]
+    return [dataclasses.replace(cfg, space=space, out=str(Path(args.out) / space)) for space in args.space]
 
 
 def _sweep_config(args: argparse.Namespace) -> SweepConfig:
-    """The command line's settings; with ``--proxy`` the preset's values fill what the command leaves unset."""
-    given = dict(space=args.space, samples=args.samples, seed=args.seed, train_seed=args.train_seed,
+    """The settings the spaces share."""
+    given = dict( samples=args.samples, seed=args.seed, train_seed=args.train_seed,
                  init_seed=args.init_seed, runs=args.runs,
                  detector=args.config, data=args.data, version=args.version, budget=args.budget,
                  batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
@@ -108,11 +120,17 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    cfg = _sweep_config(args)
+    cfgs = _sweep_configs(args)
     count = [0]
-    table = run_sweep(cfg, on_row=lambda row: _progress(row, count))
+    tables = run_sweeps(cfgs, on_row=lambda row: _progress(row, count))
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
+    for cfg, table in zip(cfgs, tables):
+        _summary(cfg, table)
+    return 0
+
+
+def _summary(cfg: SweepConfig, table: pd.DataFrame) -> None:
     a = table.attrs
     rejected = ", ".join(f"{k} {v}" for k, v in a["rejected"].items() if v) or "none"
     failed = f", {a['failed']} failed (--retry-failed trains them again)" if a["failed"] else ""
@@ -121,7 +139,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if len(table):
         best = table.loc[table["error"].idxmin()]
         print(f"best error {best['error']:.4f} ({cfg.metric}), model {best['index']}: {describe(best)}")
-    return 0
 
 
 def report(out: str | Path) -> str:
@@ -196,7 +213,9 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     d = SweepConfig()
-    p.add_argument("space", choices=SPACES, help="design space to sample")
+    p.add_argument("space", nargs="+", choices=SPACES,
+                   help="design space to sample; several: their sweeps (each in OUT/SPACE) are trained as one "
+                        "stream that alternates between the spaces, so each machine trains all in equal numbers")
     p.add_argument("--samples", type=int, required=True, help="models in the sweep (a larger N extends it)")
     p.add_argument("--budget", type=int, help="training iterations per model (required without --proxy)")
     p.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")

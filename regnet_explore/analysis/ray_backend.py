@@ -41,10 +41,14 @@ def _model_task(cfg: SweepConfig, sample: SampledNet) -> dict:
     return train_one(cfg, sample, device, worker=os.getpid())
 
 
-def run_ray(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
-    """Rows of ``todo`` as their tasks finish. Joins ``cfg.address`` (None: starts a local Ray instance with this
+def run_ray(jobs: list[tuple[SweepConfig, SampledNet]]) -> Iterator[dict]:
+    """Rows of ``jobs`` (a sweep's settings and one of its models each) as their tasks finish, on the cluster and
+    with the resources the first job's settings name. Joins ``cfg.address`` (None: starts a local Ray instance with this
     machine's CPUs, or reuses one this process already started). A model whose worker died more often than its
     retries allow gets a failed row."""
+    if not jobs:
+        return
+    cfg = jobs[0][0]
     ray = _import_ray()
     started = not ray.is_initialized()
     if started:
@@ -53,9 +57,9 @@ def run_ray(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
         ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, **local)
     task = ray.remote(_model_task).options(num_cpus=cfg.cpus_per_model, num_gpus=cfg.gpus_per_model,
                                            max_retries=cfg.max_retries, retry_exceptions=False)
-    cfg = dataclasses.replace(cfg, workers=1)  # a task is one model; no pool inside it
-    try:
-        running = {task.remote(cfg, sample): (sample, time.perf_counter()) for sample in todo}
+    try:  # a task is one model: no pool inside it
+        running = {task.remote(dataclasses.replace(c, workers=1), sample): (sample, time.perf_counter())
+                   for c, sample in jobs}
         while running:
             done, _ = ray.wait(list(running), num_returns=1)
             sample, start = running.pop(done[0])

@@ -21,12 +21,14 @@ import contextlib
 import ctypes
 import dataclasses
 import fcntl
+import itertools
 import json
 import math
 import multiprocessing
 import os
 import signal
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.io import write_json_atomic
+from regnet_explore.machine import device_name, machine_fields
 from regnet_explore.synthetic import ensure_synthetic
 from regnet_explore.train.curves import read_log
 from regnet_explore.train.engine import TrainConfig, default_splits, train
@@ -284,7 +287,7 @@ def train_one(cfg: SweepConfig, sample: SampledNet, device: str | None = None, w
             return None
         reason = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         return {**sample.to_dict(), "status": "failed", "reason": reason, "wall_s": time.perf_counter() - start,
-                "worker": worker, "device": device}
+                "worker": worker, "device": device, **machine_fields(device)}
 
 
 # summed over a model's runs; the other numbers of a run's row (the metrics, error, loss, speed) are averaged
@@ -368,7 +371,7 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
             "loss": losses[-1] if losses else math.nan, "iterations": iterations, "train_s": train_s,
             "eval_s": eval_s, "wall_s": train_s + eval_s,
             "samples_per_s": (iterations - first_iter) * global_batch / train_s, "resumed_from": first_iter,
-            "worker": worker, "device": device}
+            "worker": worker, "device": device, **machine_fields(device)}
 
 
 # --- the results table --------------------------------------------------------------------------------------------
@@ -460,24 +463,27 @@ def _pool_task(cfg: SweepConfig, sample: SampledNet) -> dict:
     return train_one(cfg, sample, _WORKER["device"], _WORKER["id"])
 
 
-def _run_serial(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
-    device = cfg.devices[0] if cfg.devices else None
-    for sample in todo:
+Job = tuple[SweepConfig, SampledNet]  # one model of one sweep
+
+
+def _run_serial(jobs: list[Job], devices: tuple[str, ...]) -> Iterator[dict]:
+    device = devices[0] if devices else None
+    for cfg, sample in jobs:
         yield train_one(cfg, sample, device, 0)
 
 
-def _run_pool(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
-    """Rows as models finish, ``cfg.workers`` at a time; after a failure the running models still finish (and
+def _run_pool(jobs: list[Job], workers: int, devices: tuple[str, ...]) -> Iterator[dict]:
+    """Rows as models finish, ``workers`` at a time; after a failure the running models still finish (and
     their rows are kept), the waiting ones are dropped, then the failure is raised."""
     ctx = multiprocessing.get_context("spawn")
     ids = ctx.Queue()
-    for worker in range(cfg.workers):
+    for worker in range(workers):
         ids.put(worker)
-    threads = max(1, torch.get_num_threads() // cfg.workers)
-    pool = ProcessPoolExecutor(cfg.workers, ctx, initializer=_init_worker, initargs=(ids, cfg.devices, threads))
+    threads = max(1, torch.get_num_threads() // workers)
+    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(ids, devices, threads))
     failure = None
     try:
-        futures = [pool.submit(_pool_task, cfg, sample) for sample in todo]
+        futures = [pool.submit(_pool_task, cfg, sample) for cfg, sample in jobs]
         for future in as_completed(futures):
             if future.cancelled():
                 continue
@@ -495,6 +501,15 @@ def _run_pool(cfg: SweepConfig, todo: list[SampledNet]) -> Iterator[dict]:
         raise failure
 
 
+def _run_jobs(cfg: SweepConfig, jobs: list[Job]) -> Iterator[dict]:
+    """Rows of ``jobs`` as they finish, on ``cfg``'s backend, workers and devices."""
+    if cfg.backend == "ray":
+        from regnet_explore.analysis.ray_backend import run_ray
+
+        return run_ray(jobs)
+    return _run_serial(jobs, cfg.devices) if cfg.workers == 1 else _run_pool(jobs, cfg.workers, cfg.devices)
+
+
 def pending(cfg: SweepConfig, report: SampleReport | None = None) -> list[SampledNet]:
     """This shard's samples (of ``report``, default :func:`sample_models`) without a row in the table yet (or with
     a failed row, when ``cfg.retry_failed``)."""
@@ -505,40 +520,88 @@ def pending(cfg: SweepConfig, report: SampleReport | None = None) -> list[Sample
     return [s for s in report.samples if s.index % n == i and (s.space, s.index) not in done]
 
 
-def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
-    """Sample, train and evaluate the models of ``cfg`` not yet in its table; returns the whole table of
-    ``cfg.out`` (all shards). ``attrs``: the sampler's ``drawn`` and ``rejected`` counts, ``sampling_s`` and the
-    number of models ``trained`` now, and how many models of the directory have ``failed`` (their rows are not in
-    the returned table; ``load_results(out, failed=True)`` has them). ``on_row`` sees each new row as it is
-    written."""
-    cfg = normalize(cfg)
-    start = time.perf_counter()
-    report = sample_models(cfg)  # before anything is written: an empty flops window fails here
-    sampling_s = time.perf_counter() - start
-    if _rank() != 0:  # a torchrun job: the other ranks train beside rank 0, which evaluates and writes the rows
-        for sample in pending(cfg, report):
-            train_one(cfg, sample)
-        return pd.DataFrame()
-    with results_writer(cfg) as write:
-        data_root(cfg), val_root(cfg)  # generate the synthetic sets once, before any worker wants them
-        todo = pending(cfg, report)
-        if cfg.backend == "ray":
-            from regnet_explore.analysis.ray_backend import run_ray
+def interleave(streams: list[list]) -> list:
+    """Round robin over lists: the first item of each, then the second of each, and so on."""
+    return [item for group in itertools.zip_longest(*streams, fillvalue=_NONE) for item in group
+            if item is not _NONE]
 
-            rows = run_ray(cfg, todo)
-        else:
-            rows = _run_serial(cfg, todo) if cfg.workers == 1 else _run_pool(cfg, todo)
-        for row in rows:
-            write(row)
+
+_NONE = object()
+
+
+class MixedCPUWarning(UserWarning):
+    """A sweep adds rows computed on another kind of device than the rows already in its table."""
+
+
+def warn_mixed_devices(cfg: SweepConfig) -> None:
+    """Warn when ``cfg.out``'s table holds rows of another device kind than the one this sweep trains on: a CPU
+    kind's math libraries shift the errors of a short run (docs/sweeps.md), so the spaces compared should be
+    trained on the same kinds in equal numbers (:func:`run_sweeps` interleaves them)."""
+    table = load_results(cfg.out) if Path(cfg.out).is_dir() else pd.DataFrame()
+    if "device_name" not in table:
+        return
+    here = device_name(cfg.devices[0] if cfg.devices else ("cuda" if torch.cuda.is_available() else "cpu"))
+    kinds = sorted(set(table["device_name"].dropna()))
+    if kinds and here not in kinds:
+        warnings.warn(f"{cfg.out}: its rows were computed on {'; '.join(kinds)}, this machine adds rows of {here}: "
+                      "train the spaces you compare on the same kinds in equal numbers", MixedCPUWarning,
+                      stacklevel=3)
+
+
+# settings of the running, not of the results: sweeps trained as one stream must share them
+RUNNER_FIELDS = ("workers", "devices", "shard", "backend", "address", "cpus_per_model", "gpus_per_model",
+                 "max_retries")
+
+
+def run_sweeps(cfgs: list[SweepConfig], on_row: Callable[[dict], None] | None = None) -> list[pd.DataFrame]:
+    """Sample, train and evaluate the models of several sweeps (of different spaces, each in its own directory) not
+    yet in their tables, as one stream that alternates between them (:func:`interleave`): whatever machine trains a
+    stretch of it trains every space in equal numbers, so a machine's kind does not favour a space. Returns each
+    sweep's whole table (all shards). ``attrs``: the sampler's ``drawn`` and ``rejected`` counts, ``sampling_s`` and
+    the number of models ``trained`` now, and how many models of the directory have ``failed`` (their rows are not
+    in the returned table; ``load_results(out, failed=True)`` has them). ``on_row`` sees each new row as it is
+    written."""
+    cfgs = [normalize(cfg) for cfg in cfgs]
+    spaces = [cfg.space for cfg in cfgs]
+    if len(set(spaces)) < len(spaces):
+        raise RegNetExploreError(f"sweeps trained together must sample different spaces, got {', '.join(spaces)}")
+    differ = [k for k in RUNNER_FIELDS if len({json.dumps(getattr(c, k)) for c in cfgs}) > 1]
+    if differ:
+        raise RegNetExploreError(f"sweeps trained together must share {', '.join(differ)}")
+    reports, sampling_s = [], []
+    for cfg in cfgs:  # before anything is written: an empty flops window fails here
+        start = time.perf_counter()
+        reports.append(sample_models(cfg))
+        sampling_s.append(time.perf_counter() - start)
+    if _rank() != 0:  # a torchrun job: the other ranks train beside rank 0, which evaluates and writes the rows
+        for cfg, sample in interleave([[(c, s) for s in pending(c, r)] for c, r in zip(cfgs, reports)]):
+            train_one(cfg, sample)
+        return [pd.DataFrame() for _ in cfgs]
+    with contextlib.ExitStack() as stack:
+        writers = {cfg.space: stack.enter_context(results_writer(cfg)) for cfg in cfgs}
+        for cfg in cfgs:
+            data_root(cfg), val_root(cfg)  # generate the synthetic sets once, before any worker wants them
+            warn_mixed_devices(cfg)
+        todos = [[(cfg, s) for s in pending(cfg, report)] for cfg, report in zip(cfgs, reports)]
+        for row in _run_jobs(cfgs[0], interleave(todos)):
+            writers[row["space"]](row)
             if on_row is not None:
                 on_row(row)
-    table = load_results(cfg.out)
-    failed = len(load_results(cfg.out, failed=True)) - len(table)
-    table.attrs.update(drawn=report.drawn, rejected=report.rejected, sampling_s=sampling_s, trained=len(todo),
-                       failed=failed)
-    return table
+    tables = []
+    for cfg, report, seconds, todo in zip(cfgs, reports, sampling_s, todos):
+        table = load_results(cfg.out)
+        table.attrs.update(drawn=report.drawn, rejected=report.rejected, sampling_s=seconds, trained=len(todo),
+                           failed=len(load_results(cfg.out, failed=True)) - len(table))
+        tables.append(table)
+    return tables
 
 
-__all__ = ["BACKENDS", "RESULT_FIELDS", "SweepConfig", "base_detector", "complexity_probe", "finished",
-           "iteration_plan", "load_results", "model_dir", "normalize", "pending", "results_writer", "run_sweep",
-           "sample_models", "sweep_detector", "train_one"]
+def run_sweep(cfg: SweepConfig, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
+    """One sweep: :func:`run_sweeps` of ``[cfg]``."""
+    return run_sweeps([cfg], on_row)[0]
+
+
+__all__ = ["BACKENDS", "RESULT_FIELDS", "RUNNER_FIELDS", "MixedCPUWarning", "SweepConfig", "base_detector",
+           "complexity_probe", "finished", "interleave", "iteration_plan", "load_results", "model_dir", "normalize",
+           "pending", "results_writer", "run_sweep", "run_sweeps", "sweep_detector", "train_one",
+           "warn_mixed_devices"]
