@@ -28,7 +28,7 @@ from regnet_explore.synthetic import synthesize
 from regnet_explore.train.curves import read_log, trim_log
 from regnet_explore.train.engine import TrainConfig, load_matching, train
 
-from .helpers import free_port
+from .helpers import cli_error, free_port
 
 DETECTOR = "regnet-400mf-fpn-nus"
 # a 16 m x 16 m crop (64 x 64 cells): the same network, cheap enough for the tests
@@ -142,8 +142,10 @@ def test_load_from_copies_what_matches_across_datasets(tmp_path):
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(nus_root, tmp_path):
     common = [DETECTOR, "--data", str(nus_root), "--epochs", "3", "--batch-size", "2", "--max-iters", "3",
               "--log-interval", "1", *TINY]
-    straight = _run([*common, "--work-dir", str(tmp_path / "straight")])
+    straight = _run([*common, "--work-dir", str(tmp_path / "straight"), "--checkpoint-interval", "2"])
     assert straight.wait(timeout=600) == 0, straight.stdout.read()
+    kept = sorted(p.name for p in (tmp_path / "straight").glob("*.pth"))
+    assert kept == ["epoch_2.pth", "epoch_3.pth", "latest.pth"]  # every 2 epochs and the last
 
     work = tmp_path / "killed"
     log = work / "train.log.json"
@@ -287,10 +289,10 @@ def test_training_overfits_two_frames_and_finds_their_cars(tmp_path):
     root = synthesize("nuscenes", tmp_path / "two-frames", 1, 2, seed=0)  # one mini_train scene of 2 key frames
     det = small_car_detector()
     cfg = TrainConfig(detector=det, data=str(root), val_split="mini_train", work_dir=str(tmp_path / "run"), epochs=80,
-                      batch_size=1, lr=3e-3, warmup_iters=10, crop=16, sweeps=1, log_interval=1, progress=False)
+                      batch_size=1, lr=3e-3, warmup_iters=10, crop=16, sweeps=1, log_interval=1, progress=False,
+                      checkpoint_interval=0)
     result = train(cfg)
-    for old in result.work_dir.glob("epoch_*.pth"):  # 80 of them: latest.pth holds the last
-        old.unlink()
+    assert [p.name for p in result.work_dir.glob("*.pth")] == ["latest.pth"]
     losses = [r["loss"] for r in result.history if r.get("mode") == "train"]
     assert len(losses) == 160 and np.mean(losses[-20:]) < 0.6 * np.mean(losses[:20]), losses
     trained = [r for r in result.history if r.get("mode") == "val"][-1]["AP_car"]
@@ -299,3 +301,9 @@ def test_training_overfits_two_frames_and_finds_their_cars(tmp_path):
     untrained = evaluate_model(PointPillars(crop_config(det, 16)).eval(), frames, tmp_path / "untrained",
                                class_range=16, score_thr=0.0)["class_AP"]["car"]
     assert trained > untrained + 0.3, (trained, untrained)
+
+
+def test_checkpoint_interval_below_zero_is_one_line(nus_root, tmp_path, capsys):
+    line = cli_error(capsys, ["train", DETECTOR, "--data", str(nus_root), "--checkpoint-interval", "-1",
+                              "--work-dir", str(tmp_path / "run"), *TINY])
+    assert "checkpoint_interval must be a whole number of epochs >= 0, got -1" in line

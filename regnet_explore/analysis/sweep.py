@@ -340,6 +340,7 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
                      warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
                      seed=seed, init_seed=init_seed,
                      crop=cfg.crop, crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
+                     checkpoint_interval=0,
                      progress=False, device=device, pretrained=cfg.pretrained)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
     scoring = val_root(cfg)
@@ -355,8 +356,6 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
     train_s = time.perf_counter() - start
     if _rank() != 0:
         return None
-    for old in work.glob("epoch_*.pth"):  # latest.pth holds the last; per-epoch copies would fill the disk
-        old.unlink()
     iterations = _checkpoint_iter(result.checkpoint)
     # scored as the engine scores: a centred crop on the objects inside it, random windows on the full range
     centred = cfg.crop is not None and cfg.crop_placement == "center"

@@ -54,6 +54,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "the reference: 0)")
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")
     p.add_argument("--eval-interval", type=int, default=d.eval_interval, help="epochs between evaluations")
+    p.add_argument("--checkpoint-interval", type=int, default=d.checkpoint_interval, metavar="EPOCHS",
+                   help="keep epoch_N.pth every EPOCHS epochs and after the last (0: latest.pth alone, which "
+                        "--resume reads and every epoch rewrites)")
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
     p.add_argument("--log-interval", type=int, default=d.log_interval, help="iterations between log records")
     p.add_argument("--sweeps", type=int, default=d.sweeps)
@@ -72,7 +75,8 @@ def run_train(args: argparse.Namespace) -> int:
                       seed=args.seed, init_seed=args.init_seed, crop=args.crop, crop_placement=args.crop_placement,
                       translation_std=tuple(args.translation_std), flip_vertical=args.flip_vertical,
                       max_iters_per_epoch=args.max_iters,
-                      eval_interval=args.eval_interval, evaluate=not args.no_eval, log_interval=args.log_interval,
+                      eval_interval=args.eval_interval, checkpoint_interval=args.checkpoint_interval,
+                      evaluate=not args.no_eval, log_interval=args.log_interval,
                       sweeps=args.sweeps, workers=args.workers, device=args.device, amp=args.amp, resume=args.resume,
                       load_from=args.load_from, pretrained=args.pretrained,
                       progress=not args.no_progress)

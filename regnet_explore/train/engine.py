@@ -81,6 +81,9 @@ class TrainConfig:
     max_iters_per_epoch: int | None = None
     sweeps: int = 10
     eval_interval: int = 0  # epochs between evaluations; 0: only after the last epoch
+    # epochs between kept epoch_<N>.pth copies (mmcv's CheckpointHook interval; the last epoch's is always kept);
+    # 0: latest.pth alone. latest.pth (what --resume reads) is written every epoch either way
+    checkpoint_interval: int = 1
     evaluate: bool = True  # False: no evaluation at all
     log_interval: int = 10
     workers: int = 0
@@ -244,6 +247,9 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
     batch = tc.batch_size or det_cfg.samples_per_gpu
     if tc.lr_schedule not in ("step", "cosine"):
         raise RegNetExploreError(f"lr_schedule must be 'step' or 'cosine', got {tc.lr_schedule!r}")
+    if not (isinstance(tc.checkpoint_interval, int) and tc.checkpoint_interval >= 0):
+        raise RegNetExploreError(f"checkpoint_interval must be a whole number of epochs >= 0, got "
+                                 f"{tc.checkpoint_interval!r}")
     sched = ScheduleConfig(epochs=tc.epochs, warmup_iters=tc.warmup_iters, policy=tc.lr_schedule,
                            decay_epochs=tuple(round(e * tc.epochs / 24) for e in (20, 23)))
     base_lr = base_learning_rate(tc, sched, batch * env.world_size)
@@ -374,13 +380,13 @@ def train(tc: TrainConfig, on_log: Callable[[dict], None] | None = None) -> Trai
             bar.close()
         if windows:  # checkpoints and evaluation see the full range (the config the weights are for)
             model.set_geometry(full_cfg)
-        ckpt_path = work_dir / f"epoch_{epoch + 1}.pth"
+        last = epoch + 1 == tc.epochs
         if env.is_main:
             meta = {"epoch": epoch + 1, "iter": iteration, "seed": tc.seed, "train": dataclasses.asdict(tc)}
-            save_checkpoint(model, ckpt_path, meta=meta, extra={"optimizer": optimizer.state_dict()})
-            with atomic_write(latest) as tmp:
-                tmp.write_bytes(ckpt_path.read_bytes())
-        last = epoch + 1 == tc.epochs
+            save_checkpoint(model, latest, meta=meta, extra={"optimizer": optimizer.state_dict()})
+            if tc.checkpoint_interval and (last or (epoch + 1) % tc.checkpoint_interval == 0):
+                with atomic_write(work_dir / f"epoch_{epoch + 1}.pth") as tmp:
+                    tmp.write_bytes(latest.read_bytes())
         due = last or (tc.eval_interval and (epoch + 1) % tc.eval_interval == 0)
         if env.is_main and tc.evaluate and due:
             if val_data is None:
