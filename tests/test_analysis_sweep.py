@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -322,21 +323,47 @@ def test_val_synthetic_scores_on_the_other_sets_validation_split(tmp_path):
         normalize(SweepConfig(**TINY_SWEEP, data="/d", val_synthetic=(4, 3)))
 
 
-def test_sweep_report_compares_two_spaces_and_the_shipped_study(capsys):
+FAST = ["--permutations", "500", "--simulations", "300"]
+
+
+def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(capsys):
+    import statsmodels.formula.api as smf
     from scipy import stats
 
-    from regnet_explore.analysis.shipped import RESULTS_DIR
+    from regnet_explore.analysis.shipped import RESULTS_DIR, shipped_quality
 
-    assert main(["sweep-report", "--shipped"]) == 0
-    shipped = capsys.readouterr().out
-    errors = {s: load_results(RESULTS_DIR / s)["error"].to_numpy() for s in ("regnetx", "anynetxa")}
-    ks = stats.ks_2samp(errors["regnetx"], errors["anynetxa"])  # scipy's default: exact p-value for small samples
-    assert f"KS: D = {ks.statistic:.3f}, p = {ks.pvalue:.3g}" in shipped
-    assert f"regnetx: {len(errors['regnetx'])} models" in shipped and "verdict:" in shipped
-    assert "complexity-normalised (5 FLOPs bins): D = " in shipped
-    assert main(["sweep-report", str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]) == 0
-    assert capsys.readouterr().out == shipped
+    assert main(["sweep-report", "--shipped", *FAST]) == 0
+    text = capsys.readouterr().out
+    assert main(["sweep-report", "--shipped", "--json", *FAST]) == 0
+    result = json.loads(capsys.readouterr().out)["comparison"]
+    tables = {s: load_results(RESULTS_DIR / s) for s in ("regnetx", "anynetxa")}
+    a, b = tables["regnetx"], tables["anynetxa"]
+    for name, t in tables.items():
+        assert f"  {name}: n = {len(t)}, " in text and result["spaces"][name]["n"] == len(t)
+    both = pd.concat([a.assign(space_b=0), b.assign(space_b=1)], ignore_index=True)
+    fit = smf.ols("error ~ space_b + np.log(flops) + np.log(acts)", both).fit(cov_type="HC3")
+    low, high = fit.conf_int().loc["space_b"]
+    adjusted = result["primary"]["adjusted_shift"]
+    assert adjusted["estimate"] == pytest.approx(fit.params["space_b"])
+    assert f"shift {fit.params['space_b']:+.3f} [{low:+.3f}, {high:+.3f}] (95%, HC3), p = " \
+           f"{fit.pvalues['space_b']:.3g}, permutation p = {adjusted['p_permutation']:.3g}" in text
+    assert "equivalence at +-0.025: " in text and result["primary"]["equivalence"]["margin"] == 0.025
+    ks = stats.ks_2samp(a["error"], b["error"], method="exact")
+    assert f"KS D = {ks.statistic:.3f}, exact p = {ks.pvalue:.3g}" in text
+    assert "Hodges-Lehmann shift " in text and "Mann-Whitney p = " in text
+    power = result["power"]
+    assert power["noise"] == shipped_quality()["seed_std"]
+    assert f"adjusted {power['detectable_shift']['adjusted']:.3f}, Mann-Whitney " in text
+    trends = {r["param"]: r for r in result["trends"]["regnetx"]}
+    assert trends["w0"]["rho"] == pytest.approx(stats.spearmanr(a["w0"], a["error"]).statistic)
+    assert "regnetx w0: rho " in text and "anynetxa e_fit: rho " in text and "verdict: " in text
+    # two directories: the same analysis, without the shipped study's noise figure and CPU attribution
+    assert main(["sweep-report", str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa"), "--json", *FAST]) == 0
+    plain = json.loads(capsys.readouterr().out)["comparison"]
+    assert plain["primary"] == result["primary"] and plain["power"]["noise"] == 0.0
     assert "one sweep directory, two to compare, or --shipped" in cli_error(capsys, ["sweep-report"])
+    line = cli_error(capsys, ["sweep-report", "--shipped", "--margin", "-1"])
+    assert "margin must be a positive error difference, got -1" in line
 
 
 def test_two_spaces_train_as_one_alternating_stream(tiny_sweep, nus_root, tmp_path, capsys):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from regnet_explore.analysis.edf import compare_spaces, matched_weights
+from regnet_explore.analysis.comparison import REGNET_PARAMS, ComparisonSettings, compare, format_comparison
 from regnet_explore.analysis.sampling import SPACES
-from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
+from regnet_explore.analysis.shipped import RESULTS_DIR, SHIPPED_CPU, STUDY_SPACES, shipped_quality
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -24,8 +24,6 @@ from regnet_explore.analysis.sweep import (
     run_sweeps,
 )
 from regnet_explore.errors import RegNetExploreError
-
-REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -174,41 +172,32 @@ def report(out: str | Path) -> str:
     return "\n".join(lines)
 
 
-THRESHOLDS = (0.40, 0.45, 0.50)
-
-
-def compare_report(tables: dict[str, pd.DataFrame], bins: int = 5) -> str:
-    """Two sweeps' finished models compared as the paper does: per space the count, median and the share of models
-    under a few error thresholds, the KS test, and the same test on complexity-normalised EDFs (FLOPs bins)."""
-    errors = {name: t["error"].to_numpy() for name, t in tables.items()}
-    plain = compare_spaces(errors, thresholds=THRESHOLDS)
-    lines = ["comparison:"]
-    for name, s in plain.summaries.items():
-        shares = ", ".join(f"{s[f'frac_le_{t:g}']:.0%} <= {t:g}" for t in THRESHOLDS)
-        lines.append(f"  {name}: {int(s['n'])} models, error best {s['min']:.4f}, q25 {s['q25']:.4f}, median "
-                     f"{s['median']:.4f}; {shares}")
-    lines.append(f"  KS: D = {plain.ks.statistic:.3f}, p = {plain.ks.pvalue:.3g}")
-    try:
-        weights = matched_weights({name: t["flops"].to_numpy() for name, t in tables.items()}, bins=bins)
-        norm = compare_spaces(errors, weights=weights)
-        lines.append(f"  complexity-normalised ({bins} FLOPs bins): D = {norm.ks.statistic:.3f}, p = "
-                     f"{norm.ks.pvalue:.3g} (effective sizes {norm.ks.n_a:.0f} and {norm.ks.n_b:.0f})")
-    except RegNetExploreError as e:
-        lines.append(f"  complexity-normalised: not computed ({e})")
-    lines.append(f"  verdict: {plain.verdict}")
-    return "\n".join(lines)
-
-
 def run_report_command(args: argparse.Namespace) -> int:
     outs = [RESULTS_DIR / name for name in STUDY_SPACES] if args.shipped else [Path(o) for o in args.out]
     if not outs or len(outs) > 2:
         raise RegNetExploreError("sweep-report takes one sweep directory, two to compare, or --shipped")
-    print("\n\n".join(report(o) for o in outs))
+    result = dict(sweeps=[str(o) for o in outs])
+    text = [report(o) for o in outs]
     if len(outs) == 2:
         tables = {o.name: load_results(o) for o in outs}
-        if all(len(t) >= 2 for t in tables.values()):
-            print("\n" + compare_report(tables))
+        result["comparison"] = compare(tables, _comparison_settings(args))
+        text.append(format_comparison(result["comparison"]))
+    print(json.dumps(result, indent=1, default=float) if args.json else "\n\n".join(text))
     return 0
+
+
+def _comparison_settings(args: argparse.Namespace) -> ComparisonSettings:
+    """The command's settings; ``--shipped`` takes its noise from the proxy's seed runs and attributes its rows
+    without a CPU record to the kind that reproduced them (``analysis.shipped``)."""
+    noise, source, cpu = args.noise, "--noise" if args.noise is not None else "", args.cpu
+    if args.shipped:
+        if noise is None:
+            quality = shipped_quality()
+            noise = quality["seed_std"]
+            source = f"quality.json: {quality['noise_models']} networks x {quality['seeds']} training seeds"
+        cpu = cpu or SHIPPED_CPU
+    return ComparisonSettings(margin=args.margin, noise=noise, noise_source=source, shift=args.shift,
+                              permutations=args.permutations, simulations=args.simulations, seed=args.seed, cpu=cpu)
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
@@ -282,4 +271,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", nargs="*", help="one sweep directory, or two to compare")
     p.add_argument("--shipped", action="store_true",
                    help="the study shipped in the package (regnetx against anynetxa, analysis/results/)")
+    p.add_argument("--json", action="store_true", help="every figure as JSON on stdout instead of the text")
+    d = ComparisonSettings()
+    p.add_argument("--margin", type=float, default=d.margin,
+                   help=f"equivalence margin in error for the two one-sided tests (default {d.margin})")
+    p.add_argument("--noise", type=float,
+                   help="one run's noise (std of a model's error across training seeds) for the power simulation "
+                        "(default: measured from models run more than once, --shipped: the proxy's seed runs)")
+    p.add_argument("--shift", type=float, help="report the models per space that detect this shift (default: "
+                                               "the margin)")
+    p.add_argument("--cpu", help="the CPU kind of rows that record none")
+    p.add_argument("--permutations", type=int, default=d.permutations, help="of the space labels")
+    p.add_argument("--simulations", type=int, default=d.simulations, help="simulated tables a power estimate")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the permutations, bootstrap and simulations")
     p.set_defaults(func=run_report_command)

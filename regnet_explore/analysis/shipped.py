@@ -21,6 +21,8 @@ from regnet_explore.errors import RegNetExploreError
 
 RESULTS_DIR = Path(__file__).with_name("results")
 STUDY_SPACES = ("regnetx", "anynetxa")
+# the CPU kind of the shipped rows that predate the per-row record: results/README.md, "Which CPU trained them"
+SHIPPED_CPU = "AMD EPYC (family 25 model 17, AVX512)"
 
 
 def shipped_names() -> list[str]:
@@ -49,4 +51,5 @@ def shipped_quality() -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["RESULTS_DIR", "STUDY_SPACES", "shipped_names", "shipped_quality", "shipped_results", "shipped_settings"]
+__all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_names", "shipped_quality", "shipped_results",
+           "shipped_settings"]
