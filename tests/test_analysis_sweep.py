@@ -298,7 +298,9 @@ def test_car_only_detector_trains_on_cars_and_scores_them(nus_root, tmp_path):
     table = run_sweep(cfg)
     row = table.iloc[0]
     assert row["status"] == "ok" and row["error"] == pytest.approx(1 - row["AP_car"])
-    assert not [c for c in table.columns if c.startswith("AP_") and c != "AP_car"]
+    assert not [c for c in table.columns if c.startswith("AP_") and not c.startswith("AP_car")]
+    by_threshold = [f"AP_car@{t:g}" for t in (0.5, 1.0, 2.0, 4.0)]
+    assert table[by_threshold].mean(axis=1).to_numpy() == pytest.approx(table["AP_car"].to_numpy())
     with pytest.raises(Exception, match="metric 'AP_truck' is not reported"):
         normalize(SweepConfig(**TINY_SWEEP, classes=("car",), metric="AP_truck"))
     with pytest.raises(Exception, match="non-empty subset"):

@@ -361,9 +361,13 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
     centred = cfg.crop is not None and cfg.crop_placement == "center"
     model = PointPillars.from_config(training_geometry(cfg, det) if centred else det, result.checkpoint, device)
     val = open_dataset(det.dataset, scoring, cfg.version if scoring == root else None, val_split, sweeps=cfg.sweeps)
-    metrics = flat_metrics(evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None))
+    scored = evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None)
+    metrics = flat_metrics(scored)
     if cfg.classes is not None:  # the devkit scores every class; the others were not trained
         metrics = {k: v for k, v in metrics.items() if not k.startswith("AP_") or k[3:] in cfg.classes}
+    # nuScenes: each class's AP at each centre-distance threshold, e.g. AP_car@0.5 (the strictest)
+    metrics.update({f"AP_{c}@{t:g}": float(ap) for c, by_t in scored.get("class_AP_dist", {}).items()
+                    if f"AP_{c}" in metrics for t, ap in by_t.items()})
     eval_s = time.perf_counter() - start - train_s
     losses = [r["loss"] for r in read_log(work / "train.log.json") if r.get("mode") == "train"]
     return {**sample.to_dict(), "status": "ok", **metrics, "error": 1.0 - metrics.get(cfg.metric, math.nan),
