@@ -174,3 +174,16 @@ def test_joint_complexity_weights_equalise_the_cells():
         return pd.Series(weights).groupby([cell[0], cell[1]]).sum()
 
     assert mass(a, w["a"]).to_numpy() == pytest.approx(mass(b, w["b"]).reindex(mass(a, w["a"]).index).to_numpy())
+
+
+def test_spearman_interval_covers_the_known_rank_correlation():
+    rho_pearson = 0.6
+    known = 6 / np.pi * np.arcsin(rho_pearson / 2)  # Spearman's rho of a bivariate normal
+    rng = np.random.default_rng(7)
+    covered = 0
+    for _ in range(30):
+        x, y = rng.multivariate_normal([0, 0], [[1, rho_pearson], [rho_pearson, 1]], 40).T
+        est = st.spearman_interval(x, y, n_boot=2000, seed=1)
+        assert est.estimate == pytest.approx(stats.spearmanr(x, y).statistic)
+        covered += est.low < known < est.high
+    assert covered >= 25  # 95 % intervals: 28.5 of 30 expected

@@ -339,6 +339,26 @@ def trends(table: pd.DataFrame, params: Sequence[str], covariates: Sequence[str]
     return out
 
 
+def _spearman_rows(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    rx, ry = (stats.rankdata(v, axis=axis) for v in (x, y))
+    rx, ry = (r - r.mean(axis=axis, keepdims=True) for r in (rx, ry))
+    return (rx * ry).sum(axis) / np.sqrt((rx * rx).sum(axis) * (ry * ry).sum(axis))
+
+
+def spearman_interval(x: ArrayLike, y: ArrayLike, level: float = 0.95, n_boot: int = 10_000,
+                      seed: int = 0) -> Estimate:
+    """Spearman's rho of paired values with a BCa bootstrap interval (pairs resampled; scipy.stats.bootstrap) and
+    scipy's p-value of rho = 0."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) != len(y) or len(x) < 4:
+        raise RegNetExploreError(f"spearman_interval needs at least 4 pairs of values, got {len(x)} and {len(y)}")
+    boot = stats.bootstrap((x, y), _spearman_rows, paired=True, vectorized=True, confidence_level=level,
+                           n_resamples=n_boot, method="BCa", random_state=seed)
+    rho = stats.spearmanr(x, y)
+    ci = boot.confidence_interval
+    return Estimate(float(rho.statistic), float(ci.low), float(ci.high), level, float(rho.pvalue))
+
+
 # --- EDFs at a common complexity ------------------------------------------------------------------------------------
 
 
@@ -367,4 +387,4 @@ def joint_complexity_weights(tables: Mapping[str, pd.DataFrame], columns: Sequen
 __all__ = ["COMPLEXITY", "TESTS", "AdjustedShift", "Equivalence", "Estimate", "adjusted_detectable_shift",
            "adjusted_shift", "design_matrix", "detectable_shift", "hodges_lehmann", "joint_complexity_weights",
            "ks_asymptotic", "ks_exact", "ks_statistics", "mean_difference", "models_needed", "null_population",
-           "partial_spearman", "simulated_power", "tost", "trends"]
+           "partial_spearman", "simulated_power", "spearman_interval", "tost", "trends"]

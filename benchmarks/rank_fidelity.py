@@ -1,0 +1,89 @@
+"""Rank fidelity of the sweep's proxy against a reference that does not saturate (docs/sweeps.md, the extension's
+plan): the first ``--models`` RegNetX networks trained with ``--factor`` times the proxy's budget, each scored by
+1 - car AP at the strictest centre-distance threshold (0.5 m), where the four-threshold AP of the long runs
+saturates (0.88-0.95); Spearman's rho between the proxy's errors (the study's own rows) and that reference, with a
+BCa bootstrap interval. The reference's own noise: ``--noise-models`` of the networks trained again at the long
+budget with training seed 1; the figure counts as informative when the reference's spread across networks (its
+standard deviation) is at least twice that noise.
+
+Resumable (the sweeps skip what their tables hold); writes ``<out>/fidelity-strict.json``.
+
+    python benchmarks/rank_fidelity.py --out sweeps/proxy [--workers 2] [--report-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from regnet_explore.analysis.stats import spearman_interval
+from regnet_explore.analysis.sweep import PROXY, SweepConfig, load_results, run_sweep
+from regnet_explore.io import write_json_atomic
+
+REFERENCE = "AP_car@0.5"
+
+
+def sweeps(args: argparse.Namespace) -> list[SweepConfig]:
+    long = {**PROXY, "budget": PROXY["budget"] * args.factor}
+    name = f"fidelity-{args.factor}x-strict"
+    return [SweepConfig(**long, space="regnetx", samples=args.models, out=str(args.out / name), workers=args.workers),
+            SweepConfig(**long, space="regnetx", samples=args.noise_models, train_seed=1,
+                        out=str(args.out / f"{name}-seed-1"), workers=args.workers)]
+
+
+def figures(args: argparse.Namespace) -> dict:
+    long, seed1 = (load_results(cfg.out) for cfg in sweeps(args))
+    proxy = load_results(args.out / "regnetx").set_index("index")["error"]
+    reference = (1 - long.set_index("index")[REFERENCE]).rename("reference")
+    pair = reference.to_frame().join(proxy, how="inner")
+    rho = spearman_interval(pair["error"], pair["reference"], seed=0)
+    again = (1 - seed1.set_index("index")[REFERENCE]).rename("seed_1").to_frame().join(reference, how="inner")
+    noise = float(np.sqrt(np.mean(np.var(again.to_numpy(), axis=1, ddof=1)))) if len(again) else float("nan")
+    spread = float(pair["reference"].std(ddof=1))
+    four = (1 - long.set_index("index")["AP_car"]).loc[pair.index]
+    return dict(models=len(pair), reference=REFERENCE, factor=args.factor, spearman=rho.to_dict(),
+                reference_std=spread, reference_noise=noise, noise_models=len(again),
+                informative=bool(len(again) >= 2 and spread >= 2 * noise),
+                four_threshold_std=float(four.std(ddof=1)), proxy_errors=pair["error"].round(4).tolist(),
+                reference_errors=pair["reference"].round(4).tolist(),
+                cpu=sorted(set(long.get("cpu", []))) if "cpu" in long else [])
+
+
+def report(r: dict) -> str:
+    rho = r["spearman"]
+    return "\n".join([
+        f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']} after {r['factor']}x "
+        f"the budget: Spearman rho {rho['estimate']:.3f}, 95 % BCa [{rho['low']:.3f}, {rho['high']:.3f}], "
+        f"p = {rho['p']:.3g}",
+        f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
+        f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
+        f"{'informative' if r['informative'] else 'NOT informative (spread under twice the noise)'}; the "
+        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("sweeps/proxy"))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--models", type=int, default=24)
+    parser.add_argument("--noise-models", type=int, default=4)
+    parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if not (args.out / "regnetx").is_dir():
+        parser.error(f"{args.out / 'regnetx'}: the study's RegNetX sweep (the proxy's errors) is not there")
+    if not args.report_only:
+        for cfg in sweeps(args):
+            print(f"== {Path(cfg.out).name}: {cfg.samples} models, budget {cfg.budget}", flush=True)
+            run_sweep(cfg)
+    result = figures(args)
+    print(report(result))
+    write_json_atomic(result, args.out / "fidelity-strict.json")
+    print(json.dumps(result["spearman"]))
+
+
+if __name__ == "__main__":
+    main()
