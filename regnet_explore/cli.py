@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "regnet_explore.evaluation.commands",
     "regnet_explore.train.commands",
     "regnet_explore.analysis.commands",
+    "regnet_explore.analysis.latency_commands",
     "regnet_explore.demo",
     "regnet_explore.lab",
 )
