@@ -32,7 +32,7 @@ def plot_shifts(result: Mapping) -> Figure:
                     color="k" if "primary" in label else "0.45", capsize=4)
     ax.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)])
     ax.set_xlabel(f"error of {b} - error of {a} (positive: {b} worse)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     return fig
 
 
@@ -63,8 +63,7 @@ def plot_complexity(tables: Mapping[str, pd.DataFrame]) -> Figure:
     ax = fig.add_subplot()
     for (name, t), color in zip(tables.items(), SPACE_COLORS):
         ax.scatter(t["flops"] / 1e9, t["acts"] / 1e6, s=10, alpha=0.6, color=color, label=f"{name} [{len(t)}]")
-    ax.set(xlabel="backbone GFLOPs", ylabel="activations (millions)", yscale="log",
-           title="complexity of the sampled models")
+    ax.set(xlabel="backbone GFLOPs", ylabel="activations (millions)", title="complexity of the sampled models")
     ax.legend(fontsize=8)
     return fig
 
