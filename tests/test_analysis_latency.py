@@ -123,6 +123,6 @@ def test_latency_report_of_the_tiny_sweep(timed, broken_sweep, capsys):
     assert {r["precision"] for r in results} == {"fp32", "bf16"} and all(r["models"] == 3 for r in results)
     assert main(["latency-report", str(broken_sweep), "--table", cfg.out, "--budget", "1e6"]) == 0
     text = capsys.readouterr().out
-    assert "latency vs flops: Spearman" in text and "Pareto front" in text and "under 1e+06 ms (3 models)" in text
+    assert "latency vs flops: Spearman" in text and "Pareto front" in text and "under 1e+06 ms (3 of 3 models)" in text
     line = cli_error(capsys, ["latency", str(broken_sweep), "--precision", "int8", "--out", cfg.out])
     assert "precisions ['int8']: on cpu give some of fp32, bf16" in line

@@ -83,6 +83,7 @@ def analyse(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], budgets_m
             permutations: int = 10_000) -> list[dict]:
     """One analysis per (device kind, precision) of the table, as plain data."""
     table = joined(latency, sweeps)
+    order = list(dict.fromkeys(s for t in sweeps.values() for s in t["space"].unique()))  # the sweeps' order
     if table.empty:
         raise RegNetExploreError("no timed model of these sweeps in the latency table")
     results = []
@@ -99,7 +100,7 @@ def analyse(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], budgets_m
                       correlations=correlations(part).to_dict("records"),
                       pareto=part.loc[front, ["space", "index", "total_ms", "error"]].to_dict("records"),
                       budgets=budget_table(part, budgets).to_dict("records"))
-        spaces = sorted(set(part["space"]))
+        spaces = [s for s in order if s in set(part["space"])]
         if len(spaces) == 2 and all((part["space"] == s).sum() >= 3 for s in spaces):
             a, b = (part[part["space"] == s] for s in spaces)
             shift = stats.adjusted_shift(a, b, covariates=("total_ms",), n_permutations=permutations)
@@ -112,7 +113,8 @@ def format_analysis(results: Sequence[dict]) -> str:
     """:func:`analyse`'s figures as text."""
     lines = []
     for r in results:
-        lines.append(f"{r['device']}, {r['precision']}, {r['threads']} thread(s), torch {', '.join(r['torch'])}, "
+        threads = "/".join(str(t) for t in r["threads"])
+        lines.append(f"{r['device']}, {r['precision']}, {threads} thread(s), torch {', '.join(r['torch'])}, "
                      f"{r['points'][0]} points: {r['models']} models, median {r['median_ms']:.0f} ms a frame")
         share = ", ".join(f"{s} {v:.0%}" for s, v in r["stage_share"].items())
         lines.append(f"  time by stage (all models): {share}")
@@ -125,10 +127,11 @@ def format_analysis(results: Sequence[dict]) -> str:
             if not b["models_under"]:
                 lines.append(f"  under {b['budget_ms']:g} ms: no model")
                 continue
-            lines.append(f"  under {b['budget_ms']:g} ms ({b['models_under']} models): best {b['best']} error "
-                         f"{b['best_error']:.3f} at {b['best_ms']:.0f} ms; under {b['flops_budget'] / 1e9:.2f} GFLOPs "
-                         f"(as many models): {b['best_by_flops']} error {b['best_by_flops_error']:.3f} at "
-                         f"{b['best_by_flops_ms']:.0f} ms{' (another model)' if b['differ'] else ' (the same)'}")
+            lines.append(f"  under {b['budget_ms']:g} ms ({b['models_under']} of {r['models']} models): best "
+                         f"{b['best']} error {b['best_error']:.3f} at {b['best_ms']:.0f} ms; under "
+                         f"{b['flops_budget'] / 1e9:.2f} GFLOPs (as many models): {b['best_by_flops']} error "
+                         f"{b['best_by_flops_error']:.3f} at {b['best_by_flops_ms']:.0f} ms"
+                         f"{' (another model)' if b['differ'] else ' (the same)'}")
         if "at_equal_latency" in r:
             s = r["at_equal_latency"]
             a, b = s["names"]
