@@ -34,6 +34,7 @@ NOTEBOOK_TEST_PARAMETERS = {
     "05_lyft_scenes.ipynb": "QUICK = True\nDATAROOT = {lyft!r}",
     "06_training_run.ipynb": "QUICK = True\nEPOCHS = 1\nITERS_PER_EPOCH = 4\nSECOND_TOO = True",
     "07_design_space_analysis.ipynb": "QUICK = True",
+    "08_latency.ipynb": "QUICK = True",
 }
 
 

@@ -1,4 +1,4 @@
-"""The notebooks as a user meets them, part 2 (04, 05, 07): as tests/test_browser.py, in a second JupyterLab and
+"""The notebooks as a user meets them, part 2 (04, 05, 07, 08): as tests/test_browser.py, in a second JupyterLab and
 Chromium session so that the two halves run on the two test workers. 04 and 05 run on small synthetic sets (2 and
 1 validation key frames, with their sweeps)."""
 
@@ -22,7 +22,7 @@ def session(tmp_path_factory):
     data = tmp_path_factory.mktemp("notebook-data")
     roots = {"nuscenes": synthesize("nuscenes", data / "nuscenes", 4, 1),
              "lyft": synthesize("lyft", data / "lyft", 4, 1)}
-    names = ["04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb", "07_design_space_analysis.ipynb"]
+    names = ["04_nuscenes_scenes.ipynb", "05_lyft_scenes.ipynb", "07_design_space_analysis.ipynb", "08_latency.ipynb"]
     yield from lab_session(tmp_path_factory, names, roots)
 
 
@@ -60,5 +60,18 @@ def test_notebook_05_says_what_range100_buys(session):
 
 def test_notebook_07_draws_the_study(session):
     browser, panel = run_and_look(session, "07_design_space_analysis.ipynb", 600, images=5, plots=1)
-    assert "Setting: the shipped study" in output_text(browser, panel)
+    text = output_text(browser, panel)
+    assert "Setting: the shipped study" in text and "Primary: " in text and "Could not have been seen" in text
     finish(session, panel, "07_design_space_analysis.ipynb")
+
+
+def test_notebook_08_names_the_best_model_under_the_dragged_budget(session):
+    browser, panel = run_and_look(session, "08_latency.ipynb", 600, images=2)
+    status = ("Array.from(document.querySelectorAll('.jp-OutputArea-output')).map(e => e.innerText)"
+              ".find(t => t.includes('models run under'))")
+    before = browser.wait_for(status, 60, "the budget's verdict")
+    drag_slider(browser, "budget ms", 200)
+    after = browser.wait_for(f"(() => {{ const t = {status}; return t !== {json.dumps(before)} && t; }})()", 60,
+                             "the verdict to follow the budget")
+    assert "best under the budget" in after
+    finish(session, panel, "08_latency.ipynb", widgets=True)
