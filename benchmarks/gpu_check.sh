@@ -5,6 +5,8 @@
 #      installed, the torch voxelizer otherwise; the output says which)
 #   3. the ONNX runtime on onnxruntime's CUDA provider (when onnxruntime-gpu is installed), frames per second
 #   4. a few AMP (fp16) training iterations on the synthetic set
+#   5. the shipped study's first 48 models a space timed as deployable detectors in fp32 and fp16 (latency table
+#      OUT/latency-gpu.jsonl; `regnet-explore latency-report --shipped --table OUT/latency-gpu.jsonl` reads it)
 # Without CUDA it says so and exits 0 having run nothing (CPU machines, CI). Logs go to OUT (default gpu_check/).
 #   bash benchmarks/gpu_check.sh [--out DIR] [--budget SECONDS] [--python PY] [--dry-run]
 set -euo pipefail
@@ -32,6 +34,7 @@ STEPS=(
   "tests|$PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py"
   "inference|$PY benchmarks/inference.py --device cuda --configs regnet-400mf-fpn-nus --variants torch:fp32,torch:fp16,onnx:fp32 --repeats 10"
   "train-amp|$PY -m regnet_explore.cli train regnet-400mf-fpn-nus --device cuda --amp fp16 --epochs 1 --max-iters 20 --batch-size 2 --work-dir $OUT/train"
+  "latency|$PY -m regnet_explore.cli latency --shipped --device cuda --precision fp32 fp16 --limit 48 --out $OUT/latency-gpu.jsonl"
 )
 
 if [ "$DRY" = 1 ]; then
