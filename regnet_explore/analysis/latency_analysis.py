@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from regnet_explore.analysis import stats
+from regnet_explore.analysis.edf import ks_test
 from regnet_explore.errors import RegNetExploreError
 
 MEASURES = ("backbone_flops", "backbone_acts", "backbone_params")
@@ -104,7 +105,10 @@ def analyse(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], budgets_m
         if len(spaces) == 2 and all((part["space"] == s).sum() >= 3 for s in spaces):
             a, b = (part[part["space"] == s] for s in spaces)
             shift = stats.adjusted_shift(a, b, covariates=("total_ms",), n_permutations=permutations)
-            result["at_equal_latency"] = dict(names=spaces, **shift.to_dict())
+            weights = stats.joint_complexity_weights({s: t for s, t in zip(spaces, (a, b))}, ("total_ms",), bins=4)
+            ks = ks_test(a["error"], b["error"], weights[spaces[0]], weights[spaces[1]])
+            result["at_equal_latency"] = dict(names=spaces, **shift.to_dict(), ks_D=ks.statistic, ks_p=ks.pvalue,
+                                              ks_n_a=ks.n_a, ks_n_b=ks.n_b)
         results.append(result)
     return results
 
@@ -136,7 +140,8 @@ def format_analysis(results: Sequence[dict]) -> str:
             s = r["at_equal_latency"]
             a, b = s["names"]
             lines.append(f"  {b} - {a} at equal log latency: {s['estimate']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}] "
-                         f"(95 %, HC3), permutation p = {s['p_permutation']:.3g}")
+                         f"(95 %, HC3), permutation p = {s['p_permutation']:.3g}; EDFs reweighted to a common latency "
+                         f"distribution (4 quantile bins): KS D = {s['ks_D']:.3f}, p = {s['ks_p']:.3g}")
     return "\n".join(lines)
 
 
