@@ -38,9 +38,13 @@ def trim_log(path: str | os.PathLike, epoch: int) -> int:
     return len(records) - len(kept)
 
 
-def curves_figure(records: list[dict], metrics: tuple[str, ...] = ("mAP", "NDS", "AP_car")) -> Figure:
-    """Left: training losses against iterations; right: validation metrics against epochs (when present)."""
-    fig = Figure(figsize=(11, 4), dpi=100)
+def curves_figure(records: list[dict], metrics: tuple[str, ...] = ("mAP", "NDS", "AP_car"),
+                  title: str | None = None) -> Figure:
+    """Left: training losses against iterations; right: validation metrics against epochs (when present); ``title``
+    above both."""
+    fig = Figure(figsize=(11, 4), dpi=100, layout="constrained")
+    if title:
+        fig.suptitle(title, fontsize=10)
     ax_loss, ax_val = fig.subplots(1, 2)
     train = [r for r in records if r.get("mode") == "train"]
     per_epoch = {}
@@ -59,14 +63,13 @@ def curves_figure(records: list[dict], metrics: tuple[str, ...] = ("mAP", "NDS",
     ax_loss.legend(fontsize=8)
     ax_loss.set_title("training loss")
     val = [r for r in records if r.get("mode") == "val"]
-    for key in {k for r in val for k in r} & set(metrics):
+    for key in [m for m in metrics if any(m in r for r in val)]:  # in the order asked: stable colours
         pts = [(r["epoch"], r[key]) for r in val if key in r]
         ax_val.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=key)
     ax_val.set_xlabel("epoch")
     ax_val.set_title("validation")
     if val:
         ax_val.legend(fontsize=8)
-    fig.tight_layout()
     return fig
 
 
