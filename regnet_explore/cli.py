@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-import warnings
 from collections.abc import Sequence
 
 from regnet_explore.errors import RegNetExploreError
@@ -44,18 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warnings(command: str) -> None:
-    """Warnings as one line on stderr, like the errors."""
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"regnet-explore {command}: warning: {message}", file=sys.stderr)
-
-    warnings.showwarning = show
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()
-    _one_line_warnings(args.command)
     try:
         return int(args.func(args) or 0)
     except RegNetExploreError as e:

@@ -203,7 +203,7 @@ def test_gpu_check_script_parses_and_skips_without_cuda(tmp_path):
 
     dry = run("--dry-run")
     assert dry.returncode == 0 and [line.split(":")[0] for line in dry.stdout.splitlines()] == [
-        "tests", "inference", "train-amp"]
+        "tests", "inference", "train-amp", "latency"]
     assert "-m cuda" in dry.stdout and "--device cuda" in dry.stdout and "--amp fp16" in dry.stdout
     bad = run("--budget", "soon")
     assert bad.returncode == 2 and "not a whole number" in bad.stderr

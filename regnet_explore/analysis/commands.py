@@ -18,12 +18,13 @@ from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
     PROXY,
+    MixedCPUWarning,
     SweepConfig,
     finished,
     load_results,
     run_sweeps,
 )
-from regnet_explore.errors import RegNetExploreError
+from regnet_explore.errors import RegNetExploreError, one_line_warnings
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -120,7 +121,8 @@ def _sweep_config(args: argparse.Namespace) -> SweepConfig:
 def run_sweep_command(args: argparse.Namespace) -> int:
     cfgs = _sweep_configs(args)
     count = [0]
-    tables = run_sweeps(cfgs, on_row=lambda row: _progress(row, count))
+    with one_line_warnings("sweep", MixedCPUWarning):
+        tables = run_sweeps(cfgs, on_row=lambda row: _progress(row, count))
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return 0
     for cfg, table in zip(cfgs, tables):

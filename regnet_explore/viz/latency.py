@@ -59,7 +59,7 @@ def plot_error_vs_latency(table: pd.DataFrame, budget_ms: float | None = None, t
             ax.scatter([best["total_ms"]], [best["error"]], s=160, facecolors="none", edgecolors="C3", lw=2,
                        label=f"best under budget: {best['space']}-{best['index']}")
     ax.set(xlabel="ms a frame", ylabel="error (1 - car AP, proxy)", title=title)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="best")
     return fig
 
 
