@@ -332,7 +332,7 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     import statsmodels.formula.api as smf
     from scipy import stats
 
-    from regnet_explore.analysis.shipped import RESULTS_DIR, shipped_quality
+    from regnet_explore.analysis.shipped import RESULTS_DIR, SHIPPED_CPU, shipped_quality
 
     assert main(["sweep-report", "--shipped", *FAST]) == 0
     text = capsys.readouterr().out
@@ -359,10 +359,16 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     trends = {r["param"]: r for r in result["trends"]["regnetx"]}
     assert trends["w0"]["rho"] == pytest.approx(stats.spearmanr(a["w0"], a["error"]).statistic)
     assert "regnetx w0: rho " in text and "anynetxa e_fit: rho " in text and "verdict: " in text
-    # two directories: the same analysis, without the shipped study's noise figure and CPU attribution
-    assert main(["sweep-report", str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa"), "--json", *FAST]) == 0
+    # two directories: the same analysis when told the CPU kind of the rows that record none (--shipped knows it),
+    # without the shipped noise figure; not told, those rows are a kind of their own beside the new rows' kind
+    dirs = [str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]
+    assert main(["sweep-report", *dirs, "--cpu", SHIPPED_CPU, "--json", *FAST]) == 0
     plain = json.loads(capsys.readouterr().out)["comparison"]
     assert plain["primary"] == result["primary"] and plain["power"]["noise"] == 0.0
+    assert main(["sweep-report", *dirs, "--json", *FAST]) == 0
+    untold = json.loads(capsys.readouterr().out)["comparison"]
+    recorded = "cpu" in a and a["cpu"].notna().any()
+    assert untold["cpu_adjusted"] == bool(recorded) and ("unrecorded" in untold["cpu_kinds"]) == bool(recorded)
     assert "one sweep directory, two to compare, or --shipped" in cli_error(capsys, ["sweep-report"])
     line = cli_error(capsys, ["sweep-report", "--shipped", "--margin", "-1"])
     assert "margin must be a positive error difference, got -1" in line
