@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pickle
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,28 @@ def atomic_folder(path: str | os.PathLike, marker: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def jsonl_appender(path: str | os.PathLike, busy: str) -> Iterator[Callable[[dict], None]]:
+    """Yield ``write(row)``, which appends ``row`` to the JSON-lines file ``path`` as one line, on disk (flush +
+    fsync) before it returns, so a kill leaves a whole row or none. The file is locked against a second writer
+    (``busy``: the error's text then) and a line torn by an earlier kill is cut off first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RegNetExploreError(f"{path}: {busy}") from None
+        f.seek(0)
+        text = f.read()
+        if text and not text.endswith(b"\n"):
+            f.truncate(text.rfind(b"\n") + 1)
+
+        def write(row: dict) -> None:
+            f.write((json.dumps(row) + "\n").encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+        yield write

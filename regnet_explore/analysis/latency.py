@@ -16,13 +16,10 @@ kind is skipped on a rerun.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import json
-import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from regnet_explore.detection.configs import DetectorConfig, get_config, with_ba
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.detection.timing import STAGES, stage_timer
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.io import jsonl_appender
 from regnet_explore.machine import device_name, machine_fields
 from regnet_explore.regnet.complexity import Complexity
 from regnet_explore.regnet.design import RegNetStages
@@ -151,23 +149,6 @@ def done_keys(path: Path, device: str) -> set[tuple[str, int, str]]:
             if r.get("device_name") == here and r.get("status") == "ok"}
 
 
-@contextlib.contextmanager
-def _appender(path: Path) -> Iterator[Callable[[dict], None]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        f.seek(0)
-        text = f.read()
-        if text and not text.endswith(b"\n"):  # a row torn by a kill
-            f.truncate(text.rfind(b"\n") + 1)
-
-        def write(row: dict) -> None:
-            f.write((json.dumps(row) + "\n").encode())
-            f.flush()
-            os.fsync(f.fileno())
-
-        yield write
-
-
 def check(cfg: LatencyConfig) -> None:
     device = torch.device(cfg.device)
     allowed = PRECISIONS.get(device.type, ())
@@ -203,7 +184,7 @@ def run_latency(cfg: LatencyConfig, on_row: Callable[[dict], None] | None = None
     context = {**machine_fields(cfg.device), "points": len(points), "cloud": source, "detector": cfg.detector,
                "compile": cfg.compile, "warmup": cfg.warmup, "frames": cfg.frames,
                "date": datetime.date.today().isoformat()}
-    with _appender(out) as write:
+    with jsonl_appender(out, "another latency run is writing it; wait for it to finish or stop it") as write:
         for row, precision in todo:
             timed = {**time_model(cfg, row, precision, points), **context}
             write(timed)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import fcntl
 import itertools
 import json
 import math
@@ -33,7 +32,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -47,7 +45,7 @@ from regnet_explore.detection.detector import PointPillars
 from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
-from regnet_explore.io import write_json_atomic
+from regnet_explore.io import jsonl_appender, write_json_atomic
 from regnet_explore.machine import device_name, machine_fields
 from regnet_explore.synthetic import ensure_synthetic
 from regnet_explore.train.curves import read_log
@@ -420,32 +418,15 @@ def load_results(out: str | Path, failed: bool = False) -> pd.DataFrame:
     return table.sort_values(["space", "index"], ignore_index=True) if len(table) else table
 
 
-def _append(f: IO[bytes], row: dict) -> None:
-    """One row as one line, on disk before it counts as finished."""
-    f.write((json.dumps(row) + "\n").encode())
-    f.flush()
-    os.fsync(f.fileno())
-
-
 @contextlib.contextmanager
 def results_writer(cfg: SweepConfig) -> Iterator[Callable[[dict], None]]:
     """Pin ``cfg``'s settings in its directory (:func:`pin_settings`) and yield ``write(row)``, which appends to this
-    shard's results file; the file is locked against a second writer and a torn last line is cut off first."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    shard's results file (:func:`io.jsonl_appender`: locked, a torn last line cut off first)."""
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
     pin_settings(cfg)
-    path = results_path(out, cfg.shard)
-    with open(path, "a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RegNetExploreError(f"{path}: another sweep is writing it (same --out and --shard); wait for it "
-                                     "to finish or stop it") from None
-        f.seek(0)
-        text = f.read()
-        if text and not text.endswith(b"\n"):
-            f.truncate(text.rfind(b"\n") + 1)
-        yield lambda row: _append(f, row)
+    busy = "another sweep is writing it (same --out and --shard); wait for it to finish or stop it"
+    with jsonl_appender(results_path(cfg.out, cfg.shard), busy) as write:
+        yield write
 
 
 # --- running ------------------------------------------------------------------------------------------------------
