@@ -1,10 +1,12 @@
 """Training-step benchmark: per-stage time of one step, samples/s and peak memory, full range vs a window.
 
-Real batches of the synthetic nuScenes mini_train (10 sweeps, the reference augmentation) go through the stages of
-the engine's step: data (load + augment), forward (voxelize, pillar encoder, backbone, neck, head), targets, loss,
-backward, optimizer step. The baseline is the full-range configuration measured in the same run; the window is
-the ``--crop-placement random`` training geometry (a 50 m x 50 m window, same network). Peak memory is the
-process's resident high-water mark after each configuration (the window runs first, so its figure is its own).
+Real batches of the synthetic nuScenes mini_train (10 sweeps, the reference augmentation) go through the engine's
+own step (``train.engine.step_losses`` then ``step_update``), timed by stage: data (load + augment), forward
+(voxelize, pillar encoder, backbone, neck, head: ``stage_timer``), targets + loss (the rest of ``step_losses``),
+update (backward, gradient clip, optimizer step: ``step_update``). The baseline is the full-range configuration
+measured in the same run; the window is the ``--crop-placement random`` training geometry (a 50 m x 50 m window,
+same network). Peak memory is the process's resident high-water mark after each configuration (the window runs
+first, so its figure is its own).
 
     python benchmarks/train.py [--config regnet-400mf-fpn-nus] [--batch 4] [--steps 4] [--crop 25] [--threads N]
 """
@@ -21,16 +23,15 @@ import torch
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.timing import stage_timer
 from regnet_explore.detection.window import random_window
 from regnet_explore.runtime import tune_allocator
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.train.augment import AugmentConfig
-from regnet_explore.train.engine import TrainConfig, TrainingSet, default_splits
-from regnet_explore.train.losses import LossConfig, detection_loss
+from regnet_explore.train.engine import Step, TrainConfig, TrainingSet, default_splits, step_losses, step_update
 from regnet_explore.train.schedule import ScheduleConfig, make_optimizer
-from regnet_explore.train.targets import AssignerConfig, build_targets
 
-STAGES = ("data", "forward", "targets", "loss", "backward", "step")
+STAGES = ("data", "forward", "targets+loss", "update")
 
 
 def time_steps(name: str, crop: float | None, batch: int, steps: int) -> dict[str, float]:
@@ -42,8 +43,7 @@ def time_steps(name: str, crop: float | None, batch: int, steps: int) -> dict[st
     torch.manual_seed(0)
     model = PointPillars(full).train()
     model.set_precision("fp32")
-    optimizer = make_optimizer(model, ScheduleConfig(), 1e-3)
-    head, loss_cfg = model.pts_bbox_head, LossConfig(code_weights=LossConfig().code_weights[: full.code_size])
+    step = Step(model, make_optimizer(model, ScheduleConfig(), 1e-3), full, torch.device("cpu"))
     rows = []
     for i in range(steps + 1):
         t = {}
@@ -53,24 +53,13 @@ def time_steps(name: str, crop: float | None, batch: int, steps: int) -> dict[st
             model.set_geometry(random_window(full, crop, np.random.default_rng([0, i])))
         t["data"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        cls, reg, dirs = model([x[0] for x in items])
-        t["forward"] = time.perf_counter() - t0
+        with stage_timer(model) as forward:
+            losses = step_losses(step, [x[0] for x in items], [x[1] for x in items], [x[2] for x in items])
+        t["forward"] = sum(forward.values())
+        t["targets+loss"] = time.perf_counter() - t0 - t["forward"]
         t0 = time.perf_counter()
-        anchors = torch.cat(head.anchors([c.shape[-2:] for c in cls], torch.device("cpu")), dim=0)
-        targets = build_targets(anchors, [x[1] for x in items], [x[2] for x in items], full.num_classes,
-                                AssignerConfig(), head.dir_offset, head.dir_limit_offset)
-        t["targets"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        loss = sum(detection_loss(cls, reg, dirs, targets, full.num_classes, loss_cfg).values())
-        t["loss"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        t["backward"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
-        optimizer.step()
-        t["step"] = time.perf_counter() - t0
+        step_update(step, sum(losses.values()))
+        t["update"] = time.perf_counter() - t0
         if i:  # the first step pays for allocations and caches
             rows.append(t)
     return {k: float(np.median([r[k] for r in rows])) for k in STAGES}
@@ -93,11 +82,11 @@ def main() -> None:
         results[label] = time_steps(args.config, crop, args.batch, args.steps)
         results[label]["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     base = results["full range (baseline)"]
-    print(f"{'':24s}" + "".join(f"{s:>10s}" for s in STAGES) + f"{'total':>10s}{'samples/s':>11s}{'peak GB':>9s}"
+    print(f"{'':24s}" + "".join(f"{s:>13s}" for s in STAGES) + f"{'total':>10s}{'samples/s':>11s}{'peak GB':>9s}"
           f"{'speed-up':>10s}")
     for label, r in results.items():
         total = sum(r[s] for s in STAGES)
-        print(f"{label:24s}" + "".join(f"{r[s]:10.3f}" for s in STAGES) + f"{total:10.2f}{args.batch / total:11.2f}"
+        print(f"{label:24s}" + "".join(f"{r[s]:13.3f}" for s in STAGES) + f"{total:10.2f}{args.batch / total:11.2f}"
               f"{r['peak_gb']:9.1f}{sum(base[s] for s in STAGES) / total:9.2f}x")
 
 

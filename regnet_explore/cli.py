@@ -1,6 +1,6 @@
 """``regnet-explore``: the command line.
 
-Each part of the package registers its own subcommands (``register(subparsers)`` in a ``commands`` module);
+Each part of the package has its subcommands in a module of ``regnet_explore.commands`` (``register(subparsers)``);
 this file only assembles them and turns a :class:`RegNetExploreError` into one line on stderr and exit code 2.
 """
 
@@ -16,14 +16,14 @@ from regnet_explore.runtime import tune_allocator
 
 # Modules that define ``register(subparsers)``; each subcommand sets ``func(args) -> int``.
 COMMAND_MODULES = (
-    "regnet_explore.regnet.commands",
-    "regnet_explore.detection.commands",
-    "regnet_explore.deploy.commands",
-    "regnet_explore.data.commands",
-    "regnet_explore.evaluation.commands",
-    "regnet_explore.train.commands",
-    "regnet_explore.analysis.commands",
-    "regnet_explore.analysis.latency_commands",
+    "regnet_explore.commands.regnet",
+    "regnet_explore.commands.detection",
+    "regnet_explore.commands.deploy",
+    "regnet_explore.commands.data",
+    "regnet_explore.commands.evaluation",
+    "regnet_explore.commands.train",
+    "regnet_explore.commands.analysis",
+    "regnet_explore.commands.latency",
     "regnet_explore.demo",
     "regnet_explore.lab",
 )

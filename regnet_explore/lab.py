@@ -20,11 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PLOTLY_ROUTE = "regnet-explore/plotly/"
-PLOTLY_SERVED = "REGNET_EXPLORE_PLOTLY_SERVED"
+from regnet_explore.viz.served_plotly import PLOTLY_ROUTE, PLOTLY_SERVED
+
 CHECKOUT = Path(__file__).resolve().parents[1]  # a source checkout when it holds notebooks/
 WORKING_COPIES = Path("work_dirs") / "notebooks"  # in the checkout; git ignores work_dirs/
-
 
 ROOT_OPTIONS = ("--notebook-dir", "--ServerApp.root_dir", "--ServerApp.notebook_dir", "--NotebookApp.notebook_dir")
 

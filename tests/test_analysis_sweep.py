@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from regnet_explore.analysis import sweep
-from regnet_explore.analysis.commands import _sweep_configs
 from regnet_explore.analysis.sampling import BackboneInput
 from regnet_explore.analysis.sweep import (
     PROXY,
@@ -31,7 +30,9 @@ from regnet_explore.analysis.sweep import (
     normalize,
     run_sweep,
 )
+from regnet_explore.analysis.sweep import model as sweep_model
 from regnet_explore.cli import build_parser, main
+from regnet_explore.commands.analysis import _sweep_configs
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
@@ -208,7 +209,7 @@ def test_report_summarises_the_table(tiny_sweep, capsys):
 
 
 def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(tiny_sweep, nus_root, tmp_path, monkeypatch, capsys):
-    real = sweep._train_and_score
+    real = sweep_model._train_and_score
 
     def flaky(cfg, sample, device, worker):
         if sample.index == 1:
@@ -216,7 +217,7 @@ def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(tiny_sweep, nus
         return real(cfg, sample, device, worker)
 
     out = tmp_path / "failing"
-    monkeypatch.setattr(sweep, "_train_and_score", flaky)
+    monkeypatch.setattr(sweep_model, "_train_and_score", flaky)
     table = run_sweep(SweepConfig(**TINY_SWEEP, samples=3, data=str(nus_root), out=str(out)))
     assert list(table["index"]) == [0, 2] and table.attrs["failed"] == 1
     everything = load_results(out, failed=True)
@@ -227,7 +228,7 @@ def test_a_failing_model_gets_a_failed_row_and_the_sweep_goes_on(tiny_sweep, nus
     # a rerun leaves the failed model alone; --retry-failed trains it (now without the fault) and its row wins
     assert main(tiny_sweep_args(nus_root, out, 3)) == 0
     assert "1 failed (--retry-failed" in capsys.readouterr().out
-    monkeypatch.setattr(sweep, "_train_and_score", real)
+    monkeypatch.setattr(sweep_model, "_train_and_score", real)
     assert main([*tiny_sweep_args(nus_root, out, 3), "--retry-failed"]) == 0
     assert "failed" not in capsys.readouterr().out.splitlines()[-2]
     _assert_same_rows(load_results(out), load_results(tiny_sweep))
@@ -316,7 +317,7 @@ def test_val_synthetic_scores_on_the_other_sets_validation_split(tmp_path):
     assert scoring.name == "nuscenes-4x3" and scoring != Path(sweep.data_root(normalize(cfg)))
     sample = sweep.sample_models(normalize(cfg)).samples[0]
     det = sweep.sweep_detector(normalize(cfg), sample)
-    model = PointPillars.from_config(sweep.training_geometry(cfg, det),
+    model = PointPillars.from_config(sweep_model.training_geometry(cfg, det),
                                      tmp_path / "val" / "models" / "regnetx-0" / "latest.pth")
     val = open_dataset("nuscenes", scoring, None, "mini_val", sweeps=1)
     expected = flat_metrics(evaluate_model(model, val, tmp_path / "eval", class_range=cfg.crop))

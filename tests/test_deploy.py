@@ -14,11 +14,11 @@ import torch
 
 from regnet_explore.cli import main
 from regnet_explore.data.dataset import open_dataset
+from regnet_explore.data.points import key_frame_points
 from regnet_explore.deploy import export as export_module
 from regnet_explore.deploy.export import DENSE, MANIFEST, export_onnx, read_manifest, require
 from regnet_explore.deploy.quantize import conv_layers, format_sensitivity, quantize_export
 from regnet_explore.deploy.runtime import OnnxPointPillars, load_detector
-from regnet_explore.detection.commands import key_frame_points
 from regnet_explore.detection.detections import Detections, match
 from regnet_explore.detection.detector import PointPillars, as_clouds
 from regnet_explore.detection.pillar_encoder import real_slots

@@ -8,16 +8,12 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from regnet_explore.detection.checkpoint import (
-    checkpoint_is_legacy,
-    load_pretrained_backbone,
-    read_checkpoint,
-    save_checkpoint,
-)
+from regnet_explore.detection.checkpoint import checkpoint_is_legacy, load_pretrained_backbone, save_checkpoint
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import RegNet
+from regnet_explore.regnet.checkpoint import read_checkpoint
 
 from .helpers import KEYS
 
@@ -63,7 +59,7 @@ def test_save_then_load_round_trip(tmp_path, nus):
 ])
 def test_convention_is_read_from_meta_or_release_name(tmp_path, nus, version, name, legacy):
     path = mmdet3d_file(tmp_path / name, nus, version, prefix="module.")
-    _, meta = read_checkpoint(path)
+    meta = read_checkpoint(path).meta
     assert checkpoint_is_legacy(meta, path) is legacy
     model = PointPillars.from_config(nus.cfg, checkpoint=path, fuse=False)
     assert model.legacy is legacy and model.pts_bbox_head.legacy is legacy

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from regnet_explore.cli import main
+from regnet_explore.data.points import key_frame_points
 from regnet_explore.detection.checkpoint import save_checkpoint
-from regnet_explore.detection.commands import key_frame_points
 from regnet_explore.detection.configs import CONFIGS, get_config
 from regnet_explore.detection.detector import PointPillars
 

@@ -23,3 +23,8 @@ def test_sweeps_doc_quotes_sweep_report_shipped(capsys):
     printed = capsys.readouterr().out
     comparison = printed[printed.index("comparison of "):].rstrip("\n")
     assert _block(DOCS / "sweeps.md", "sweep-report --shipped") == comparison
+
+
+def test_latency_doc_quotes_latency_report_shipped(capsys):
+    assert main(["latency-report", "--shipped"]) == 0
+    assert _block(DOCS / "latency.md", "latency-report --shipped") == capsys.readouterr().out.rstrip("\n")

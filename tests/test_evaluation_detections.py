@@ -16,7 +16,8 @@ from pyquaternion import Quaternion
 
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.global_boxes import load_detections, oracle_detections
+from regnet_explore.evaluation.detections_file import read_detections, write_detections
+from regnet_explore.evaluation.global_boxes import oracle_detections
 from regnet_explore.evaluation.lyft import prediction_records
 from regnet_explore.evaluation.nuscenes import to_submission, write_submission
 from regnet_explore.evaluation.predict import predict_split
@@ -83,7 +84,9 @@ class _FakeDetector:
     def __init__(self, class_names: tuple[str, ...]):
         self.cfg = types.SimpleNamespace(class_names=class_names, name="fake")
 
-    def predict(self, points, score_thr=None) -> Detections:
+    def predict(self, points, score_thr=None) -> Detections | list[Detections]:
+        if isinstance(points, list):  # as PointPillars.predict: a list of clouds gives a list
+            return [self.predict(p, score_thr) for p in points]
         boxes, scores, labels = _random_arrays(len(points), 6, n_classes=len(self.cfg.class_names))
         return Detections(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels),
                           self.cfg.class_names)
@@ -162,24 +165,28 @@ def test_oracle_is_ground_truth_with_distinct_scores(lyft_val):
 # --- the detections file read by `regnet-explore evaluate` ---------------------------------------------------------
 
 
-def test_load_detections_converts_at_the_boundary(lyft_val, tmp_path):
+def test_the_detections_file_round_trips_and_refuses_bad_records(lyft_val, tmp_path):
     boxes, scores, labels = _random_arrays(1, 4, dim=7, n_classes=len(lyft_val.class_names))
-    raw = {t: {"boxes": torch.from_numpy(boxes), "scores": torch.from_numpy(scores).double(),
-               "labels": torch.from_numpy(labels), "names": "ignored"} for t in lyft_val.tokens}
-    torch.save(raw, tmp_path / "dets.pt")
-    dets = load_detections(tmp_path / "dets.pt", lyft_val.class_names)
-    assert set(dets) == set(lyft_val.tokens)
-    det = dets[lyft_val.tokens[0]]
+    dets = {t: Detections.from_arrays(boxes.astype(np.float32), scores.astype(np.float32), labels,
+                                      lyft_val.class_names) for t in lyft_val.tokens}
+    write_detections(tmp_path / "dets.jsonl", dets)
+    back = read_detections(tmp_path / "dets.jsonl", lyft_val.class_names)
+    assert list(back) == list(lyft_val.tokens)
+    det = back[lyft_val.tokens[0]]
     assert isinstance(det, Detections) and det.class_names == tuple(lyft_val.class_names)
-    assert torch.equal(det.boxes, torch.from_numpy(boxes)) and det.scores.dtype == torch.float64
+    assert torch.equal(det.boxes, torch.from_numpy(boxes.astype(np.float32)))  # float32 survives the text exactly
 
     token = lyft_val.tokens[1]
-    torch.save({**raw, token: {**raw[token], "labels": torch.full((4,), 9)}}, tmp_path / "bad.pt")
-    with pytest.raises(RegNetExploreError, match=rf"bad.pt: sample {token}: detections: labels must lie in \[0, 9\)"):
-        load_detections(tmp_path / "bad.pt", lyft_val.class_names)
-    torch.save({**raw, token: {"boxes": raw[token]["boxes"]}}, tmp_path / "keys.pt")
-    with pytest.raises(RegNetExploreError, match=f"keys.pt: sample {token}: expected a dict with boxes, scores"):
-        load_detections(tmp_path / "keys.pt", lyft_val.class_names)
-    torch.save([raw], tmp_path / "list.pt")
-    with pytest.raises(RegNetExploreError, match="list.pt: expected a dict of sample token"):
-        load_detections(tmp_path / "list.pt", lyft_val.class_names)
+    write_detections(tmp_path / "bad.jsonl", {**dets, token: Detections.from_arrays(
+        boxes, scores, np.zeros(4, dtype=np.int64), lyft_val.class_names)})
+    text = (tmp_path / "bad.jsonl").read_text().replace('"labels": [0, 0, 0, 0]', '"labels": [9, 9, 9, 9]')
+    (tmp_path / "bad.jsonl").write_text(text)
+    with pytest.raises(RegNetExploreError, match=rf"bad.jsonl: line 2 \(sample {token}\): detections: labels must "
+                                                 rf"lie in \[0, 9\)"):
+        read_detections(tmp_path / "bad.jsonl", lyft_val.class_names)
+    (tmp_path / "keys.jsonl").write_text(json.dumps({"token": token, "boxes": []}) + "\n")
+    with pytest.raises(RegNetExploreError, match="keys.jsonl: line 1 is not a detections record"):
+        read_detections(tmp_path / "keys.jsonl", lyft_val.class_names)
+    torch.save(dets, tmp_path / "old.pt")
+    with pytest.raises(RegNetExploreError, match="old.pt: line 1 is not a detections record"):
+        read_detections(tmp_path / "old.pt", lyft_val.class_names)

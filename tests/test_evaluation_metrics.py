@@ -18,6 +18,7 @@ from regnet_explore.cli import main
 from regnet_explore.data.dataset import LyftData, NuScenesData
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections_file import write_detections
 from regnet_explore.evaluation.global_boxes import oracle_detections
 from regnet_explore.evaluation.lyft import (
     IOU_THRESHOLDS,
@@ -235,12 +236,9 @@ def test_cli_evaluate_and_errors(lyft_val, tmp_path, capsys):
     assert '"mAP": 1.0' in capsys.readouterr().out and (tmp_path / "s.csv").exists()
     assert "none: no such directory" in cli_error(capsys, ["data", "info", "--format", "nuscenes", "--dataroot",
                                                            str(tmp_path / "none")])
-    torch = pytest.importorskip("torch")
-    dets = {t: {"boxes": d.boxes, "scores": d.scores, "labels": d.labels}
-            for t, d in oracle_detections(lyft_val).items()}
-    torch.save(dets, tmp_path / "dets.pt")
+    write_detections(tmp_path / "dets.jsonl", oracle_detections(lyft_val))
     assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft_val.dataroot), "--detections",
-                 str(tmp_path / "dets.pt")]) == 0
+                 str(tmp_path / "dets.jsonl")]) == 0
     assert '"mAP": 1.0' in capsys.readouterr().out
 
 

@@ -19,9 +19,10 @@ from regnet_explore.cli import main
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections_file import done_tokens
 from regnet_explore.evaluation.nuscenes import evaluate_submission
 from regnet_explore.evaluation.predict import evaluate_model
-from regnet_explore.evaluation.testing import STREAM, TestConfig, done_tokens, run_test
+from regnet_explore.evaluation.testing import STREAM, TestConfig, run_test
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.weights import shipped_checkpoint
 

@@ -8,8 +8,8 @@ from regnet_explore.cli import main
 from regnet_explore.regnet.backbone import RegNet
 from regnet_explore.regnet.convert import convert_checkpoint, to_pycls_checkpoint
 from regnet_explore.regnet.design import RegNetParams, generate_stages
-from regnet_explore.regnet.pitfall import diagnose, find_zoo_by_stages, paper_rounded, pitfall_table
-from regnet_explore.regnet.zoo import zoo_params
+from regnet_explore.regnet.pitfall import diagnose, paper_rounded, pitfall_table
+from regnet_explore.regnet.zoo import zoo_matches, zoo_params
 
 from .helpers import cli_error
 
@@ -62,10 +62,10 @@ def test_diagnose_against_checkpoints(tmp_path):
 
 
 def test_inverse_lookup():
-    assert find_zoo_by_stages([32, 64, 160, 384], [1, 2, 7, 12]) == ["RegNetX-400MF"]
-    assert find_zoo_by_stages([224, 448, 896, 2240], [2, 5, 11, 1]) == ["RegNetX-12GF", "RegNetY-12GF"]
-    assert find_zoo_by_stages([224, 448, 896, 2240], [2, 5, 11, 1], se=True) == ["RegNetY-12GF"]
-    assert find_zoo_by_stages([32, 64, 160, 400], [1, 2, 7, 12]) == []
+    assert zoo_matches([32, 64, 160, 384], [1, 2, 7, 12]) == ["RegNetX-400MF"]
+    assert zoo_matches([224, 448, 896, 2240], [2, 5, 11, 1]) == ["RegNetX-12GF", "RegNetY-12GF"]
+    assert zoo_matches([224, 448, 896, 2240], [2, 5, 11, 1], se=True) == ["RegNetY-12GF"]
+    assert zoo_matches([32, 64, 160, 400], [1, 2, 7, 12]) == []
 
 
 def test_cli_arch(tmp_path, capsys):

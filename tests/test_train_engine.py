@@ -16,12 +16,13 @@ import pytest
 import torch
 
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.detection.checkpoint import export_weights, read_checkpoint, save_checkpoint
+from regnet_explore.detection.checkpoint import export_weights, save_checkpoint
 from regnet_explore.detection.configs import get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.detection.window import crop_config, object_window, random_window
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model
+from regnet_explore.regnet.checkpoint import read_checkpoint
 from regnet_explore.regnet.design import generate_stages
 from regnet_explore.regnet.zoo import zoo_params
 from regnet_explore.synthetic import synthesize
@@ -42,7 +43,7 @@ def _run(args: list[str], env_extra: dict | None = None, **kwargs) -> subprocess
 
 
 def _params(work_dir: Path) -> dict[str, torch.Tensor]:
-    state, _ = read_checkpoint(work_dir / "latest.pth")
+    state = read_checkpoint(work_dir / "latest.pth").state
     return {k: v for k, v in state.items() if v.is_floating_point()}
 
 
@@ -159,7 +160,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(nus_root, tmp_path):
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    _, meta = read_checkpoint(work / "latest.pth")
+    meta = read_checkpoint(work / "latest.pth").meta
     assert meta["epoch"] == 1 and not (work / "epoch_2.pth").exists(), "the kill did not land in epoch 2"
     assert epoch2_logged()  # ... after epoch 2 had begun: mid-epoch
     for ckpt in work.glob("*.pth"):  # whatever exists is complete: atomic writes
@@ -238,7 +239,8 @@ def test_python_api_logs_and_checkpoints(nus_root, tmp_path):
     assert len(train_records) == 2 and seen[0].get("env_info")
     for key in ("epoch", "iter", "lr", "memory", "loss_cls", "loss_bbox", "loss_dir", "loss", "grad_norm", "time"):
         assert key in train_records[0], key
-    state, meta = read_checkpoint(result.checkpoint)
+    ckpt = read_checkpoint(result.checkpoint)
+    state, meta = ckpt.state, ckpt.meta
     ckpt = torch.load(result.checkpoint, weights_only=True)
     assert meta["epoch"] == 1 and meta["CLASSES"][0] == "car" and "optimizer" in ckpt
     assert any(k.startswith("pts_backbone.layer4") for k in state)
@@ -267,7 +269,7 @@ def test_export_half_weights_load_into_the_detector(nus_root, tmp_path):
     assert size < 0.6 * result.checkpoint.stat().st_size  # fp16 and no optimizer state
     model = PointPillars.from_config(crop_config(get_config(DETECTOR), 8), checkpoint=tmp_path / "half.pth",
                                     fuse=False)
-    full, _ = read_checkpoint(result.checkpoint)
+    full = read_checkpoint(result.checkpoint).state
     for key, value in model.state_dict().items():
         if value.is_floating_point():
             assert torch.allclose(value, full[key], rtol=1e-3, atol=1e-4), key
@@ -306,4 +308,4 @@ def test_training_overfits_two_frames_and_finds_their_cars(tmp_path):
 def test_checkpoint_interval_below_zero_is_one_line(nus_root, tmp_path, capsys):
     line = cli_error(capsys, ["train", DETECTOR, "--data", str(nus_root), "--checkpoint-interval", "-1",
                               "--work-dir", str(tmp_path / "run"), *TINY])
-    assert "checkpoint_interval must be a whole number of epochs >= 0, got -1" in line
+    assert "checkpoint_interval must be a whole number >= 0, got -1" in line

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.detection.checkpoint import read_checkpoint
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.evaluation.predict import evaluate_model, predict_split, score_detections
+from regnet_explore.regnet.checkpoint import read_checkpoint
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.weights import WEIGHTS_DIR, shipped_checkpoint
 
@@ -23,7 +23,8 @@ SECFPN = "hv_pointpillars_regnet-400mf_secfpn_sbn-all_4x8_2x_nus-3d"
 def test_shipped_weights_load_into_their_config(name):
     path = shipped_checkpoint(name)
     assert path is not None and path.parent == WEIGHTS_DIR, f"no shipped weights for {name}"
-    state, meta = read_checkpoint(path)
+    ckpt = read_checkpoint(path)
+    state, meta = ckpt.state, ckpt.meta
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert meta["config"].startswith(name) and meta["fp16"]
     model = PointPillars.from_config(name, checkpoint=path)  # strict: every key and shape

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint
-from regnet_explore.regnet.convert import convert_state_dict, extract_pycls_state, infer_arch
-from regnet_explore.regnet.design import RegNetParams, RegNetStages, block_widths
+from regnet_explore.regnet.checkpoint import read_checkpoint
+from regnet_explore.regnet.convert import backbone_state, infer_arch
+from regnet_explore.regnet.design import REGNET_WM, RegNetParams, RegNetStages, block_widths
 
-WM_RANGE = (1.5, 3.0)
 _W0_STEPS = 3  # w0 candidates: first width +- 3q
-_COARSE = 256  # wm grid points over WM_RANGE
+_COARSE = 256  # wm grid points over REGNET_WM
 _FINE = 48  # wm points per refined cell
 _TOP = 8  # cells refined per round, and candidates re-scored exactly at the end
 _ROUNDS = 2
@@ -114,14 +113,14 @@ def fit_block_widths(widths: Sequence[int], q: int = 8) -> WidthFit:
     log_w = np.log(w)
     first = max(q, int(round(w[0] / q)) * q)
     w0s = np.array([first + i * q for i in range(-_W0_STEPS, _W0_STEPS + 1) if first + i * q >= q], dtype=float)
-    levels = int(np.ceil(np.log(2 * w.max() / w0s.min()) / np.log(WM_RANGE[0]))) + 2
-    grid = np.geomspace(*WM_RANGE, _COARSE)
+    levels = int(np.ceil(np.log(2 * w.max() / w0s.min()) / np.log(REGNET_WM[0]))) + 2
+    grid = np.geomspace(*REGNET_WM, _COARSE)
     cand_w0, cand_wm = (a.ravel() for a in np.meshgrid(w0s, grid, indexing="ij"))
     cand_wa, cand_err = _best_wa(cand_w0, cand_wm, log_w, q, levels)
     step = grid[1] / grid[0]
     for _ in range(_ROUNDS):
         top = np.argsort(cand_err, kind="stable")[:_TOP]
-        fine = np.clip(cand_wm[top, None] * np.geomspace(1 / step, step, _FINE)[None, :], *WM_RANGE)
+        fine = np.clip(cand_wm[top, None] * np.geomspace(1 / step, step, _FINE)[None, :], *REGNET_WM)
         new_w0, new_wm = np.repeat(cand_w0[top], _FINE), fine.ravel()
         new_wa, new_err = _best_wa(new_w0, new_wm, log_w, q, levels)
         cand_w0, cand_wm = np.concatenate([cand_w0, new_w0]), np.concatenate([cand_wm, new_wm])
@@ -153,25 +152,11 @@ def fit_stages(stages: RegNetStages) -> WidthFit:
     return fit_block_widths(stage_to_block_widths(widths, stages.depths))
 
 
-def _backbone_state(ckpt: object, source: str) -> dict:
-    """mmdet-layout backbone tensors of a pycls, mmdet or detector checkpoint (prefixes such as pts_backbone. cut)."""
-    if isinstance(ckpt, dict) and ("model_state" in ckpt or "stem.conv.weight" in ckpt):
-        return convert_state_dict(extract_pycls_state(ckpt, source), source, drop_fc=True)
-    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise RegNetExploreError(f"{source}: no state dict found (a RegNet, mmdet or pycls checkpoint is needed)")
-    anchor = next((k for k in state if k.endswith("layer1.0.conv1.weight")), None)
-    if anchor is None:
-        raise RegNetExploreError(f"{source}: no RegNet backbone in it (no '...layer1.0.conv1.weight' key)")
-    prefix = anchor[: -len("layer1.0.conv1.weight")]
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
 def fit_checkpoint(path: str | os.PathLike) -> WidthFit:
     """Fit the stage widths and depths read from a checkpoint's tensors (:func:`convert.infer_arch`).
 
     Weights only hold widths after the group adjustment, so a zoo model's fit error here can be > 0 even though
     its pre-adjustment widths fit exactly.
     """
-    state = _backbone_state(load_checkpoint(path), str(path))
+    state = backbone_state(read_checkpoint(path), drop_fc=True)
     return fit_stages(infer_arch(state, str(path)).stages)

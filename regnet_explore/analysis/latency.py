@@ -17,6 +17,7 @@ kind is skipped on a rerun.
 from __future__ import annotations
 
 import datetime
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from regnet_explore.analysis.shipped import RESULTS_DIR
 from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, load_results, read_rows
 from regnet_explore.detection.configs import DetectorConfig, get_config, with_backbone
 from regnet_explore.detection.detector import PointPillars
@@ -39,6 +41,7 @@ from regnet_explore.regnet.design import RegNetStages
 
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")}
 REFERENCE_SWEEPS = 10  # the reference configs' LoadPointsFromMultiSweeps
+SHIPPED_LATENCY = RESULTS_DIR / "latency"  # the shipped study's tables, one per device kind
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class LatencyConfig:
     points: str | None = None  # a (N, >=4) float32 .npy or nuScenes .bin cloud; None: reference_cloud()
     compile: bool = False
     limit: int | None = None  # the first N models of each sweep (by index)
+
+
+def device_slug(device: str) -> str:
+    """A file name for a device kind, e.g. ``amd-epyc-family-25-model-17-avx512``."""
+    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def reference_cloud(detector: DetectorConfig) -> tuple[torch.Tensor, str]:
@@ -206,5 +214,5 @@ def load_latency(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-__all__ = ["PRECISIONS", "LatencyConfig", "backbone_complexity", "deployable", "load_cloud", "load_latency",
-           "reference_cloud", "row_stages", "run_latency", "time_frames", "time_model"]
+__all__ = ["PRECISIONS", "SHIPPED_LATENCY", "LatencyConfig", "backbone_complexity", "deployable", "device_slug",
+           "load_cloud", "load_latency", "reference_cloud", "row_stages", "run_latency", "time_frames", "time_model"]

@@ -35,6 +35,10 @@ from regnet_explore.detection.configs import DetectorConfig, RegNetBackboneConfi
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import regnet_complexity
 from regnet_explore.regnet.design import (
+    REGNET_DEPTH,
+    REGNET_W0,
+    REGNET_WA,
+    REGNET_WM,
     RegNetParams,
     RegNetStages,
     adjust_widths_groups,
@@ -49,10 +53,6 @@ ANYNET_DEPTHS = tuple(range(1, 17))
 ANYNET_WIDTHS = tuple(range(8, 1025, 8))
 ANYNET_BOTTLENECKS = (1, 2, 4)  # the paper's b; the block's bot_mul is 1 / b
 GROUP_WIDTHS = (1, 2, 4, 8, 16, 32)
-REGNET_DEPTH = (12, 28)
-REGNET_W0 = (8, 256)
-REGNET_WA = (8.0, 256.0)
-REGNET_WM = (1.5, 3.0)
 REGNETY_SE_RATIO = 0.25
 
 # space: (shared b, shared g, non-decreasing widths, non-decreasing depths)

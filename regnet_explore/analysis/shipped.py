@@ -11,11 +11,13 @@ the study got): ``regnetx`` and ``anynetxa`` under the ``--proxy`` preset, and t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from regnet_explore.analysis.comparison import ComparisonSettings
 from regnet_explore.analysis.sweep import load_results
 from regnet_explore.errors import RegNetExploreError
 
@@ -51,5 +53,15 @@ def shipped_quality() -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_names", "shipped_quality", "shipped_results",
-           "shipped_settings"]
+def shipped_comparison_settings(settings: ComparisonSettings) -> ComparisonSettings:
+    """``settings`` for the shipped study: the noise, unless given, from the proxy's seed runs (quality.json), and
+    the rows without a CPU record attributed to the kind that reproduced them (:data:`SHIPPED_CPU`)."""
+    if settings.noise is None:
+        quality = shipped_quality()
+        settings = dataclasses.replace(settings, noise=quality["seed_std"], noise_source=(
+            f"quality.json: {quality['noise_models']} networks x {quality['seeds']} training seeds"))
+    return dataclasses.replace(settings, cpu=settings.cpu or SHIPPED_CPU)
+
+
+__all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_comparison_settings", "shipped_names",
+           "shipped_quality", "shipped_results", "shipped_settings"]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from regnet_explore.analysis.comparison import REGNET_PARAMS, ComparisonSettings, compare, format_comparison
+from regnet_explore.analysis.comparison import ComparisonSettings, compare, format_comparison
 from regnet_explore.analysis.sampling import SPACES
-from regnet_explore.analysis.shipped import RESULTS_DIR, SHIPPED_CPU, STUDY_SPACES, shipped_quality
+from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES, shipped_comparison_settings
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -24,6 +24,8 @@ from regnet_explore.analysis.sweep import (
     load_results,
     run_sweeps,
 )
+from regnet_explore.analysis.sweep.report import describe, report
+from regnet_explore.commands.arguments import int_list
 from regnet_explore.errors import RegNetExploreError, one_line_warnings
 
 
@@ -41,33 +43,10 @@ def _size(text: str) -> tuple[int, int]:
     return int(scenes), int(keys)
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 64,64") from None
-
-
 def _window(low: float | None, high: float | None, unit: float) -> tuple[float, float] | None:
     if low is None and high is None:
         return None
     return (low or 0.0) * unit, high * unit if high is not None else sys.float_info.max
-
-
-def _joined(values) -> str:
-    return "-".join(f"{v:g}" for v in values)
-
-
-def describe(row: pd.Series | dict) -> str:
-    """A model in one line: complexity, then its design parameters (the six RegNet numbers where present) and
-    the stages it builds."""
-    parts = [f"{row['flops'] / 1e9:.3f} GFLOPs, {row['params_count'] / 1e6:.2f} M params"]
-    regnet = [f"{k} {row[k]:g}" for k in REGNET_PARAMS if k in row and pd.notna(row[k])]
-    if regnet:
-        parts.append(", ".join(regnet))
-    parts.append(f"widths {_joined(row['stage_widths'])}, depths {_joined(row['stage_depths'])}, "
-                 f"group widths {_joined(row['stage_group_widths'])}, bottleneck {_joined(row['stage_bot_muls'])}")
-    return "; ".join(parts)
 
 
 def _progress(row: dict, count: list[int]) -> None:
@@ -141,39 +120,6 @@ def _summary(cfg: SweepConfig, table: pd.DataFrame) -> None:
         print(f"best error {best['error']:.4f} ({cfg.metric}), model {best['index']}: {describe(best)}")
 
 
-def report(out: str | Path) -> str:
-    """The summary of a sweep directory's table: settings, error and complexity ranges, the best models, the models
-    that failed and why."""
-    out = Path(out)
-    everything = load_results(out, failed=True)
-    ok = everything["status"].fillna("ok") == "ok" if "status" in everything else pd.Series(True, everything.index)
-    table, failed = everything[ok], everything[~ok]
-    settings = out / "sweep.json"
-    lines = []
-    if settings.exists():
-        s = json.loads(settings.read_text())
-        lines.append(f"{out}: {s['space']} sweep, seed {s['seed']}, {s['budget']} iterations per model, "
-                     f"error = 1 - {s['metric']}, detector {s['detector']}")
-    if not len(table):
-        lines.append("no finished models yet")
-    else:
-        err = table["error"]
-        counts = ", ".join(f"{k} {v}" for k, v in table["space"].value_counts().items())
-        lines.append(f"{len(table)} models ({counts}){f', {len(failed)} failed' if len(failed) else ''}; "
-                     f"error min {err.min():.4f}, median {err.median():.4f}, max {err.max():.4f}")
-        lines.append(f"backbone {table['flops'].min() / 1e9:.3f}-{table['flops'].max() / 1e9:.3f} GFLOPs, "
-                     f"{table['params_count'].min() / 1e6:.2f}-{table['params_count'].max() / 1e6:.2f} M params; "
-                     f"per model: {table['wall_s'].median():.1f} s wall (median), "
-                     f"{table['samples_per_s'].median():.2f} training samples/s")
-        best = table.nsmallest(5, "error")
-        lines.append("best models:")
-        lines += [f"  {r['space']}-{r['index']}: error {r['error']:.4f}; {describe(r)}" for _, r in best.iterrows()]
-    if len(failed):
-        lines.append(f"failed models ({len(failed)}; rerun with --retry-failed to train them again):")
-        lines += [f"  {r['space']}-{r['index']}: {r['reason']}" for _, r in failed.iterrows()]
-    return "\n".join(lines)
-
-
 def run_report_command(args: argparse.Namespace) -> int:
     outs = [RESULTS_DIR / name for name in STUDY_SPACES] if args.shipped else [Path(o) for o in args.out]
     if not outs or len(outs) > 2:
@@ -189,17 +135,10 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 
 def _comparison_settings(args: argparse.Namespace) -> ComparisonSettings:
-    """The command's settings; ``--shipped`` takes its noise from the proxy's seed runs and attributes its rows
-    without a CPU record to the kind that reproduced them (``analysis.shipped``)."""
-    noise, source, cpu = args.noise, "--noise" if args.noise is not None else "", args.cpu
-    if args.shipped:
-        if noise is None:
-            quality = shipped_quality()
-            noise = quality["seed_std"]
-            source = f"quality.json: {quality['noise_models']} networks x {quality['seeds']} training seeds"
-        cpu = cpu or SHIPPED_CPU
-    return ComparisonSettings(margin=args.margin, noise=noise, noise_source=source, shift=args.shift,
-                              permutations=args.permutations, simulations=args.simulations, seed=args.seed, cpu=cpu)
+    settings = ComparisonSettings(margin=args.margin, noise=args.noise, noise_source="--noise" if args.noise is not None
+                                  else "", shift=args.shift, permutations=args.permutations,
+                                  simulations=args.simulations, seed=args.seed, cpu=args.cpu)
+    return shipped_comparison_settings(settings) if args.shipped else settings
 
 
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
@@ -250,7 +189,8 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweeps", type=int, help=f"LiDAR sweeps per sample (default {d.sweeps})")
     p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
     p.add_argument("--neck-channels", type=int, help="FPN output width (the config's: 256)")
-    p.add_argument("--encoder-channels", type=_ints, help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
+    p.add_argument("--encoder-channels", type=int_list,
+                   help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
     p.add_argument("--max-points", type=int, help="points kept per pillar (the config's: 64)")
     p.add_argument("--pretrained", help="ImageNet weights (pycls .pyth or converted) loaded into every backbone "
                                         "where names and shapes match")

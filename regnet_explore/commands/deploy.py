@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from regnet_explore.commands.detection import add_detector_arguments, legacy_flag
 from regnet_explore.deploy.export import export_onnx
 from regnet_explore.deploy.quantize import format_sensitivity, quantize_export
-from regnet_explore.detection.commands import add_detector_arguments, legacy_flag
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from regnet_explore.data.dataset import open_dataset
-from regnet_explore.data.points import load_points_bin
+from regnet_explore.data.points import key_frame_points, load_points_bin
 from regnet_explore.deploy.runtime import load_detector
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.detection.checkpoint import export_weights
@@ -92,15 +92,6 @@ def run_export(args: argparse.Namespace) -> int:
     size = export_weights(args.checkpoint, args.out, half=not args.fp32)
     print(f"{args.out}: {size / 2**20:.1f} MiB")
     return 0
-
-
-def key_frame_points(raw: np.ndarray, path: str) -> np.ndarray:
-    """(N, load_dim) file rows -> (N, 4) x, y, z, time-lag = 0 (a single key frame)."""
-    if raw.ndim != 2 or raw.shape[1] < 3:
-        raise RegNetExploreError(f"{path}: points of shape {raw.shape}; need at least x, y, z per point")
-    out = np.zeros((len(raw), 4), dtype=np.float32)
-    out[:, :3] = raw[:, :3]
-    return out
 
 
 def _device(name: str) -> torch.device:

@@ -8,10 +8,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from regnet_explore.data.commands import add_dataset_arguments, open_from_args
+from regnet_explore.commands.data import add_dataset_arguments, open_from_args
 from regnet_explore.detection.configs import get_config
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.evaluation.global_boxes import load_detections, oracle_detections
+from regnet_explore.evaluation.detections_file import read_detections
+from regnet_explore.evaluation.global_boxes import oracle_detections
 from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
 from regnet_explore.evaluation.nuscenes import evaluate_nuscenes, evaluate_submission
 from regnet_explore.evaluation.testing import TestConfig, format_metrics, run_test
@@ -29,9 +30,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if args.oracle:
             detections = oracle_detections(data)
         elif args.detections:
-            detections = load_detections(args.detections, data.class_names)
+            detections = read_detections(args.detections, data.class_names)
         else:
-            raise RegNetExploreError("evaluate: give --detections FILE.pt, --results FILE.json (nuScenes) "
+            raise RegNetExploreError("evaluate: give --detections FILE.jsonl, --results FILE.json (nuScenes) "
                                      "or --oracle")
         if args.format == "nuscenes":
             metrics = evaluate_nuscenes(data, detections, out_dir)
@@ -85,7 +86,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="nuScenes DetectionEval (mAP, NDS) or Lyft mAP@0.5:0.95")
     add_dataset_arguments(p)
-    p.add_argument("--detections", help="torch file: dict sample token -> {boxes (K, 7|9), scores, labels}")
+    p.add_argument("--detections", help="a detections file (JSON lines, as `regnet-explore test` writes "
+                                         "OUT/detections.jsonl; docs: evaluation.detections_file)")
     p.add_argument("--results", help="nuScenes submission JSON to evaluate as is")
     p.add_argument("--oracle", action="store_true", help="evaluate the ground truth itself (perfect detector)")
     p.add_argument("--out-dir", help="where the nuScenes devkit writes its files (default: a new temporary folder)")

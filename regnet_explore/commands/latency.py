@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
-from regnet_explore.analysis.latency import PRECISIONS, LatencyConfig, load_latency, run_latency
+from regnet_explore.analysis.latency import (
+    PRECISIONS,
+    SHIPPED_LATENCY,
+    LatencyConfig,
+    device_slug,
+    load_latency,
+    run_latency,
+)
 from regnet_explore.analysis.latency_analysis import analyse, format_analysis
 from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
 from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, load_results
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.machine import device_name
-
-SHIPPED_LATENCY = RESULTS_DIR / "latency"  # the shipped study's tables, one per device kind
-
-
-def device_slug(device: str) -> str:
-    """A file name for a device kind, e.g. ``amd-epyc-family-25-model-17-avx512``."""
-    return re.sub(r"[^a-z0-9]+", "-", device_name(device).lower()).strip("-")
 
 
 def _sweeps(args: argparse.Namespace) -> list[Path]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from regnet_explore.commands.arguments import int_list
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import regnet_complexity
 from regnet_explore.regnet.convert import ArchMismatchError, convert_checkpoint
 from regnet_explore.regnet.design import RegNetParams, RegNetStages, design_space_violations, generate_stages
-from regnet_explore.regnet.pitfall import diagnose, find_zoo_by_stages, read_checkpoint_arch
+from regnet_explore.regnet.pitfall import diagnose, read_checkpoint_arch
 from regnet_explore.regnet.report import zoo_report
-from regnet_explore.regnet.zoo import zoo_entry
+from regnet_explore.regnet.zoo import zoo_entry, zoo_matches
 
 
 def stages_report(st: RegNetStages) -> str:
@@ -20,13 +21,6 @@ def stages_report(st: RegNetStages) -> str:
         rows.append(f"  {i + 1}    {st.widths[i]:5d}  {st.depths[i]:5d}  {st.group_widths[i]:7d}  "
                     f"{st.groups[i]:6d}  {st.bottleneck_widths[i]:10d}")
     return "\n".join(rows)
-
-
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:
@@ -39,7 +33,7 @@ def _cmd_arch(args: argparse.Namespace) -> int:
     if args.widths or args.depths:
         if not (args.widths and args.depths) or len(args.widths) != len(args.depths):
             raise RegNetExploreError("--widths and --depths go together and need the same number of stages")
-        names = find_zoo_by_stages(args.widths, args.depths)
+        names = zoo_matches(args.widths, args.depths)
         print(f"stages widths {args.widths} depths {args.depths}: "
               + (f"zoo {', '.join(names)}" if names else "no zoo model has these stages"))
         return 0
@@ -114,8 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="group-width rounding: pycls/mmdet (bankers) or torchvision (half_up)")
     p.add_argument("--compare", help="reference zoo name for the diagnosis")
     p.add_argument("--checkpoint", help="reference checkpoint (pycls or mmdet layout), or alone: read its arch")
-    p.add_argument("--widths", type=_ints, help="stage widths, e.g. 32,64,160,384: find the zoo model")
-    p.add_argument("--depths", type=_ints, help="stage depths, e.g. 1,2,7,12")
+    p.add_argument("--widths", type=int_list, help="stage widths, e.g. 32,64,160,384: find the zoo model")
+    p.add_argument("--depths", type=int_list, help="stage depths, e.g. 1,2,7,12")
     p.add_argument("--size", type=int, default=224, help="input size for the complexity figures")
     p.set_defaults(func=_cmd_arch)
 

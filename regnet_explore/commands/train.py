@@ -8,16 +8,6 @@ import os
 from regnet_explore.train.engine import TrainConfig, train
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability in [0, 1]")
-    return value
-
-
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("config", help="detector config name or alias (regnet-explore configs lists them)")
@@ -49,7 +39,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--translation-std", type=float, nargs=3, default=d.translation_std, metavar=("X", "Y", "Z"),
                    help="std (m) of a normal shift of each training cloud and its boxes (mmdet3d's GlobalRotScaleTrans "
                         "translation_std; the reference: 0 0 0); a z shift teaches box heights from the points")
-    p.add_argument("--flip-vertical", type=_probability, default=d.flip_vertical, metavar="RATIO",
+    p.add_argument("--flip-vertical", type=float, default=d.flip_vertical, metavar="RATIO",
                    help="probability of a vertical BEV flip, x -> -x (mmdet3d's RandomFlip3D flip_ratio_bev_vertical; "
                         "the reference: 0)")
     p.add_argument("--max-iters", type=int, help="at most this many iterations per epoch")

@@ -19,8 +19,8 @@ from regnet_explore.data.classes import LYFT_CLASSES, NUSCENES_CLASSES
 from regnet_explore.data.index import connect, open_index
 from regnet_explore.data.multisweep import aggregate_sweeps
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.synthetic import SYNTHETIC_MARKER
 
+SYNTHETIC_MARKER = "synthetic.json"  # regnet_explore.synthetic's settings, at the root of every set it makes
 NETWORK_DIMS = [0, 1, 2, 4]  # of (x, y, z, intensity, time lag): intensity is not a network input
 NUSCENES_VERSIONS = ("v1.0-mini", "v1.0-trainval", "v1.0-test")
 LYFT_VERSIONS = ("v1.01-train", "v1.01-test")

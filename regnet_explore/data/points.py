@@ -25,3 +25,12 @@ def load_points_bin(path: str | os.PathLike, load_dim: int = 5) -> np.ndarray:
             f"{path}: {os.path.getsize(path)} bytes is not a whole number of points of {load_dim} float32 values "
             f"({4 * load_dim} bytes each); truncated file or wrong --load-dim")
     return raw.reshape(-1, load_dim)
+
+
+def key_frame_points(raw: np.ndarray, path: str) -> np.ndarray:
+    """(N, load_dim) file rows -> (N, 4) x, y, z, time-lag = 0 (a single key frame)."""
+    if raw.ndim != 2 or raw.shape[1] < 3:
+        raise RegNetExploreError(f"{path}: points of shape {raw.shape}; need at least x, y, z per point")
+    out = np.zeros((len(raw), 4), dtype=np.float32)
+    out[:, :3] = raw[:, :3]
+    return out

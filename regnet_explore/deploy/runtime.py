@@ -18,6 +18,7 @@ from regnet_explore.deploy.export import DENSE, DENSE_INT8, ENCODER, read_manife
 from regnet_explore.detection.configs import DetectorConfig
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import HeadOutputs, PointPillars, PointsLike, as_clouds
+from regnet_explore.detection.protocol import Detector
 from regnet_explore.detection.voxelize import Voxels
 from regnet_explore.errors import RegNetExploreError
 
@@ -116,6 +117,11 @@ class OnnxPointPillars:
     def decode(self, outs: HeadOutputs, score_thr: float | None = None) -> list[Detections]:
         return self.steps.decode(outs, score_thr)
 
+    def timed_stages(self) -> dict[str, tuple[object, str]]:
+        """The stages of the data path for :func:`detection.timing.stage_timer` (the dense part is one graph)."""
+        return {"voxelize": (self, "voxelize"), "encoder": (self, "encode"), "scatter": (self, "scatter"),
+                "dense": (self, "dense"), "decode": (self, "decode")}
+
     @property
     def legacy(self) -> bool:
         return self.steps.legacy
@@ -137,7 +143,7 @@ def compile_dense(model: PointPillars) -> PointPillars:
 def load_detector(config: str | DetectorConfig, checkpoint: str | os.PathLike | None = None,
                   device: str | torch.device = "cpu", backend: Literal["torch", "onnx"] = "torch",
                   precision: str = "auto", onnx_dir: str | os.PathLike | None = None,
-                  legacy: bool | None = None, compile: bool = False) -> PointPillars | OnnxPointPillars:
+                  legacy: bool | None = None, compile: bool = False) -> Detector:
     """A detector with ``predict`` on either backend: torch (``precision`` auto, fp32, bf16, fp16; ``compile``:
     the dense part under torch.compile) or the ONNX graphs of ``onnx_dir`` (fp32, int8; ``auto`` is fp32). A
     ``checkpoint`` given with the ONNX backend must be the one the folder was exported from."""

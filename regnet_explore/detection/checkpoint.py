@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint, save_checkpoint_atomic
+from regnet_explore.io import save_checkpoint_atomic
 from regnet_explore.regnet.backbone import RegNet
+from regnet_explore.regnet.checkpoint import read_checkpoint
 from regnet_explore.regnet.convert import PretrainedLoadReport, load_pretrained
 
 log = logging.getLogger(__name__)
@@ -26,21 +27,6 @@ log = logging.getLogger(__name__)
 # mmdet3d v1.0.0rc0 (2022-02) refactored the box conventions; the v0.1.0_models files are dated 2020-2021
 REFACTOR_DATE = 20220201
 RELEASE_NAME = re.compile(r"_(20\d{6})_\d{6}-[0-9a-f]{8}\.pth$")
-
-
-def read_checkpoint(path: str | os.PathLike) -> tuple[OrderedDict[str, torch.Tensor], dict]:
-    """(state_dict with ``module.`` stripped, meta) of a checkpoint file, on the CPU."""
-    obj = load_checkpoint(path)
-    if not isinstance(obj, Mapping):
-        raise RegNetExploreError(f"{path}: checkpoint holds a {type(obj).__name__}, not a dict of tensors")
-    state = obj.get("state_dict", obj)
-    meta = obj.get("meta") or {}
-    if not isinstance(state, Mapping) or not isinstance(meta, Mapping):
-        raise RegNetExploreError(f"{path}: 'state_dict' / 'meta' entries are not dicts")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise RegNetExploreError(f"{path}: not a state_dict: entries {bad[:5]} are not tensors")
-    return OrderedDict((k.removeprefix("module."), v) for k, v in state.items()), dict(meta)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -121,7 +107,8 @@ def export_weights(src: str | os.PathLike, dst: str | os.PathLike, half: bool = 
 
     Loading casts them back to the model's dtype. Returns the number of bytes written.
     """
-    state, meta = read_checkpoint(src)
+    ckpt = read_checkpoint(src)
+    state, meta = ckpt.state, ckpt.meta
     if half:
         state = OrderedDict((k, v.half() if v.is_floating_point() else v) for k, v in state.items())
     keep = {k: meta[k] for k in ("CLASSES", "dataset_meta", "config", "legacy", "epoch", "iter", "seed", "train")

@@ -35,6 +35,13 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The autocast of ``precision`` on ``device`` (``auto``: fp16 on CUDA, fp32 on CPU; fp32: none); the dense
+    part's at inference, and training's mixed precision."""
+    dtype = AUTOCAST[precision if precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """``module`` in eval mode with every BatchNorm folded into the conv before it (BN -> Identity), in place.
 
@@ -88,7 +95,7 @@ class PointPillars(nn.Module):
         pillars = self.pts_voxel_encoder(vox.voxels, vox.num_points, vox.coors)  # (P, 64)
         bev = self.pts_middle_encoder(pillars, vox.coors, len(clouds))  # (B, 64, ny, nx)
         bev = bev.contiguous(memory_format=self.memory_format)
-        with self._autocast(bev.device):
+        with autocast(bev.device, self.precision):
             feats = self.pts_backbone(bev)  # per out_index i: (B, C_i, ny / s_i, nx / s_i)
             feats = self.pts_neck(feats)  # FPN: per level (B, 256, h_i, w_i); SECONDFPN: [(B, 384, ny/2, nx/2)]
             cls, reg, dirs = self.pts_bbox_head(feats)  # per level (B, A*C | A*code | A*2, h_i, w_i)
@@ -125,6 +132,13 @@ class PointPillars(nn.Module):
         test_cfg = self.cfg.test_cfg if score_thr is None else replace(self.cfg.test_cfg, score_thr=score_thr)
         return self.pts_bbox_head.decode(*outs, test_cfg, self.cfg.class_names)
 
+    def timed_stages(self) -> dict[str, tuple[object, str]]:
+        """The stages of the data path for :func:`detection.timing.stage_timer`."""
+        return {"voxelize": (self, "voxelize"), "encoder": (self.pts_voxel_encoder, "forward"),
+                "scatter": (self.pts_middle_encoder, "forward"), "backbone": (self.pts_backbone, "forward"),
+                "neck": (self.pts_neck, "forward"), "head": (self.pts_bbox_head, "forward"),
+                "decode": (self.pts_bbox_head, "decode")}
+
     # --- construction and inference form ----------------------------------------------------------------------
 
     @classmethod
@@ -138,7 +152,8 @@ class PointPillars(nn.Module):
         cfg = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
         state = meta = None
         if checkpoint is not None:
-            state, meta = read_checkpoint(checkpoint)
+            ckpt = read_checkpoint(checkpoint)
+            state, meta = ckpt.state, ckpt.meta
             if legacy is None:
                 legacy = checkpoint_is_legacy(meta, checkpoint)
         model = cls(cfg, legacy=bool(legacy))
@@ -201,12 +216,6 @@ class PointPillars(nn.Module):
             raise RegNetExploreError(f"precision {precision!r}: the torch backend runs {', '.join(PRECISIONS)}{hint}")
         self.precision = precision
         return self
-
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        dtype = AUTOCAST[self.precision if self.precision != "auto" else ("fp16" if device.type == "cuda" else "fp32")]
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=dtype)
 
     def complexity(self, height: int | None = None, width: int | None = None) -> dict[str, int]:
         """FLOPs (multiply-adds, pycls rules) and params of the dense part on the (ny, nx) BEV image, in total and

@@ -22,7 +22,7 @@ from regnet_explore.detection.boxes import decode, decode_direction, legacy_to_c
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.nms import multiclass_nms
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.complexity import Complexity
+from regnet_explore.regnet.complexity import Complexity, constructor_args
 
 DIR_OFFSET = -math.pi / 4  # mmdet3d >= 1.0 configs (-0.7854)
 LEGACY_DIR_OFFSET = 0.7854  # mmdet3d < 1.0 configs, under which the released checkpoints were trained
@@ -74,12 +74,12 @@ class AnchorHead(nn.Module):
         self.reset_parameters()
 
     @staticmethod
-    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], num_classes: int, in_channels: int,
-                   feat_channels: int, anchors: AnchorConfig, code_size: int, dir_offset: float | None = None,
-                   dir_limit_offset: float | None = None, legacy: bool = False) -> list[tuple[int, int]]:
-        """Adds the three 1x1 convs run on every level of ``sizes`` (their shared weights counted once); returns
-        ``sizes``. ``cx``'s spatial size is left unchanged."""
-        outputs = anchors.num_per_location * (num_classes + code_size + 2)
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], *args, **kwargs) -> list[tuple[int, int]]:
+        """Adds the three 1x1 convs run on every level of ``sizes`` (their shared weights counted once) for the
+        constructor's arguments; returns ``sizes``. ``cx``'s spatial size is left unchanged."""
+        a = constructor_args(AnchorHead, args, kwargs)
+        feat_channels = a["feat_channels"]
+        outputs = a["anchors"].num_per_location * (a["num_classes"] + a["code_size"] + 2)
         for level, (h, w) in enumerate(sizes):
             part = Complexity(h, w).conv(feat_channels, outputs, 1, bias=True)
             cx.flops += part.flops

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from regnet_explore.regnet.complexity import Complexity
+from regnet_explore.regnet.complexity import Complexity, constructor_args
 
 
 class ConvModule(nn.Module):
@@ -42,10 +42,12 @@ class FPN(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
 
     @staticmethod
-    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: Sequence[int],
-                   out_channels: int = 256, eps: float = 1e-3, momentum: float = 0.01) -> list[tuple[int, int]]:
-        """Adds FLOPs/params/acts on inputs of the given (h, w); returns the output sizes (the same)."""
-        for c, (h, w) in zip(in_channels, sizes, strict=True):
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], *args, **kwargs) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on inputs of the given (h, w) for the constructor's arguments; returns the output
+        sizes (the same)."""
+        a = constructor_args(FPN, args, kwargs)
+        out_channels = a["out_channels"]
+        for c, (h, w) in zip(a["in_channels"], sizes, strict=True):
             cx.h, cx.w = h, w
             cx.conv(c, out_channels, 1).norm(out_channels)
             cx.conv(out_channels, out_channels, 3, 1, 1).norm(out_channels)
@@ -74,12 +76,13 @@ class SECONDFPN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     @staticmethod
-    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: Sequence[int] = (64, 128, 256),
-                   out_channels: Sequence[int] = (128, 128, 128), upsample_strides: Sequence[int] = (1, 2, 4),
-                   eps: float = 1e-3, momentum: float = 0.01) -> list[tuple[int, int]]:
-        """Adds FLOPs/params/acts on inputs of the given (h, w); returns the size of the one concatenated map."""
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], *args, **kwargs) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on inputs of the given (h, w) for the constructor's arguments; returns the size of
+        the one concatenated map."""
+        a = constructor_args(SECONDFPN, args, kwargs)
         out = []
-        for c_in, c_out, s, (h, w) in zip(in_channels, out_channels, upsample_strides, sizes, strict=True):
+        for c_in, c_out, s, (h, w) in zip(a["in_channels"], a["out_channels"], a["upsample_strides"], sizes,
+                                          strict=True):
             cx.h, cx.w = h, w
             cx.conv_transpose(c_in, c_out, int(s), int(s)).norm(c_out)
             out.append((cx.h, cx.w))

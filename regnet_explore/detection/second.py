@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from regnet_explore.regnet.complexity import Complexity
+from regnet_explore.regnet.complexity import Complexity, constructor_args
 
 
 class SECOND(nn.Module):
@@ -38,16 +38,15 @@ class SECOND(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     @staticmethod
-    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], in_channels: int = 64,
-                   out_channels: Sequence[int] = (64, 128, 256), layer_nums: Sequence[int] = (3, 5, 5),
-                   layer_strides: Sequence[int] = (2, 2, 2), eps: float = 1e-3,
-                   momentum: float = 0.01) -> list[tuple[int, int]]:
-        """Adds FLOPs/params/acts on the one input map of ``sizes``; returns each stage's output size."""
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], *args, **kwargs) -> list[tuple[int, int]]:
+        """Adds FLOPs/params/acts on the one input map of ``sizes`` for the constructor's arguments; returns each
+        stage's output size."""
+        a = constructor_args(SECOND, args, kwargs)
         ((cx.h, cx.w),) = sizes
-        widths = [in_channels, *out_channels]
+        widths = [a["in_channels"], *a["out_channels"]]
         out = []
-        for i, num in enumerate(layer_nums):
-            cx.conv(widths[i], widths[i + 1], 3, layer_strides[i], 1).norm(widths[i + 1])
+        for i, num in enumerate(a["layer_nums"]):
+            cx.conv(widths[i], widths[i + 1], 3, a["layer_strides"][i], 1).norm(widths[i + 1])
             for _ in range(num):
                 cx.conv(widths[i + 1], widths[i + 1], 3, 1, 1).norm(widths[i + 1])
             out.append((cx.h, cx.w))

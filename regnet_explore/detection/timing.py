@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from regnet_explore.detection.detector import PointPillars
+from regnet_explore.detection.protocol import Detector
 
 STAGES = ("voxelize", "encoder", "scatter", "backbone", "neck", "head", "decode")
 DEPLOY_STAGES = ("voxelize", "encoder", "scatter", "dense", "decode")  # dense = backbone + neck + head
@@ -46,17 +46,11 @@ def dense_stages(timings: dict[str, float]) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def stage_timer(model) -> Iterator[dict[str, float]]:
-    """Seconds per stage of everything ``model`` runs inside the block: keys :data:`STAGES` for a
-    :class:`PointPillars`, :data:`DEPLOY_STAGES` for an ``OnnxPointPillars`` (whose dense part is one graph)."""
-    if isinstance(model, PointPillars):
-        targets = {"voxelize": (model, "voxelize"), "encoder": (model.pts_voxel_encoder, "forward"),
-                   "scatter": (model.pts_middle_encoder, "forward"), "backbone": (model.pts_backbone, "forward"),
-                   "neck": (model.pts_neck, "forward"), "head": (model.pts_bbox_head, "forward"),
-                   "decode": (model.pts_bbox_head, "decode")}
-    else:
-        targets = {"voxelize": (model, "voxelize"), "encoder": (model, "encode"), "scatter": (model, "scatter"),
-                   "dense": (model, "dense"), "decode": (model, "decode")}
+def stage_timer(model: Detector) -> Iterator[dict[str, float]]:
+    """Seconds per stage of everything ``model`` runs inside the block (its :meth:`~Detector.timed_stages`): keys
+    :data:`STAGES` for a ``PointPillars``, :data:`DEPLOY_STAGES` for an ``OnnxPointPillars`` (whose dense part is one
+    graph)."""
+    targets = model.timed_stages()
     timings = dict.fromkeys(targets, 0.0)
     device = model.device
     # an instance may hold its own attribute (torch.compile's OptimizedModule sets ``forward`` per instance)

@@ -1,12 +1,11 @@
 """Detections (LiDAR frame) -> global-frame boxes in the devkits' conventions, and ground truth as detections.
 
 Evaluation takes one :class:`~regnet_explore.detection.detections.Detections` per sample token, its labels indexing
-the dataset's class names (``predict_split`` maps a detector's labels so; a file is converted on reading).
+the dataset's class names (``predict_split`` maps a detector's labels so; ``detections_file`` reads them so).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +15,6 @@ from regnet_explore.data.dataset import DetectionData
 from regnet_explore.data.geometry import matrix_to_quaternion, quaternion_multiply, yaw_to_quaternion
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint
 
 
 @dataclass(frozen=True)
@@ -84,21 +82,4 @@ def oracle_detections(data: DetectionData) -> dict[str, Detections]:
         scores = 1.0 - 1e-6 * (rank + np.arange(len(s.gt_boxes)))
         rank += len(s.gt_boxes)
         out[token] = Detections.from_arrays(s.gt_boxes, scores, s.gt_labels, data.class_names)
-    return out
-
-
-def load_detections(path: str | os.PathLike, class_names: Sequence[str]) -> dict[str, Detections]:
-    """A detections file (torch: sample token -> {boxes (K, 7|9), scores (K,), labels (K,) indexing
-    ``class_names``}; other keys ignored) as validated Detections."""
-    raw = load_checkpoint(path)
-    if not isinstance(raw, dict):
-        raise RegNetExploreError(f"{path}: expected a dict of sample token -> {{boxes, scores, labels}}")
-    out = {}
-    for token, det in raw.items():
-        if not isinstance(det, dict) or not {"boxes", "scores", "labels"} <= det.keys():
-            raise RegNetExploreError(f"{path}: sample {token}: expected a dict with boxes, scores and labels")
-        try:
-            out[token] = Detections.from_arrays(det["boxes"], det["scores"], det["labels"], class_names)
-        except RegNetExploreError as e:
-            raise RegNetExploreError(f"{path}: sample {token}: {e}") from None
     return out

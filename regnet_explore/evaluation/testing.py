@@ -12,23 +12,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from regnet_explore.data.dataset import DetectionData, LyftData, open_dataset, validation_split
 from regnet_explore.detection.configs import get_config
-from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.evaluation.detections_file import detections_line, done_tokens, read_detections
 from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
 from regnet_explore.evaluation.nuscenes import evaluate_submission, write_submission
-from regnet_explore.evaluation.predict import label_map
+from regnet_explore.evaluation.predict import split_batches
 from regnet_explore.io import write_json_atomic
+from regnet_explore.settings import COUNT, COUNT_0, PROBABILITY, check_fields, within
 from regnet_explore.synthetic import ensure_default_dataset
 
 STREAM = "detections.jsonl"
@@ -49,12 +47,16 @@ class TestConfig:
     split: str | None = None
     out: str = "work_dirs/test"
     device: str = "cpu"
-    batch_size: int = 1
-    workers: int = 2
-    limit: int | None = None
+    batch_size: int = field(default=1, metadata=within(COUNT))
+    workers: int = field(default=2, metadata=within(COUNT_0))
+    limit: int | None = field(default=None, metadata=within(COUNT, optional=True))
     resume: bool = False
-    score_thr: float | None = None
+    score_thr: float | None = field(default=None, metadata=within(PROBABILITY, optional=True))
     progress: bool = True
+
+    def __post_init__(self):
+        """Every setting checked here, once, for the command line and the Python API alike."""
+        check_fields(self)
 
 
 @dataclass
@@ -76,57 +78,6 @@ def open_split(fmt: str, data: str | None, version: str | None, split: str | Non
     if split is None:
         split = validation_split(fmt, whole.version)
     return open_dataset(fmt, root, whole.version, split, sweeps=sweeps)
-
-
-class _Frames(torch.utils.data.Dataset):
-    """(token, (N, 4) network points) of the key frames to run, loaded in worker processes."""
-
-    def __init__(self, data: DetectionData, tokens: list[str]):
-        self.data, self.tokens = data, tokens
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, i: int) -> tuple[str, np.ndarray]:
-        return self.tokens[i], self.data.sample(self.tokens[i]).network_points()
-
-
-def _batch(items: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
-    return items
-
-
-def done_tokens(path: Path) -> list[str]:
-    """Tokens of the complete lines of a detections stream; a torn last line (a kill mid-write) is cut off."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    end = raw.rfind(b"\n") + 1
-    if end < len(raw):
-        with open(path, "r+b") as f:
-            f.truncate(end)
-    try:
-        return [json.loads(line)["token"] for line in raw[:end].splitlines()]
-    except (ValueError, KeyError) as e:
-        raise RegNetExploreError(f"{path}: not a detections stream ({e}); start afresh without --resume") from None
-
-
-def read_detections(path: str | os.PathLike, class_names: tuple[str, ...]) -> dict[str, Detections]:
-    """The detections stream as token -> :class:`Detections` (float32 values, as the detector made them)."""
-    out = {}
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            try:
-                row = json.loads(line)
-                out[row["token"]] = Detections.from_arrays(np.asarray(row["boxes"], dtype=np.float32).reshape(
-                    -1, row["box_dim"]), np.asarray(row["scores"], dtype=np.float32), row["labels"], class_names)
-            except (ValueError, KeyError) as e:
-                raise RegNetExploreError(f"{path}: line {n} is not a detections record ({e})") from None
-    return out
-
-
-def _record(token: str, det: Detections, to_data: torch.Tensor) -> str:
-    return json.dumps({"token": token, "box_dim": det.boxes.shape[1], "boxes": det.boxes.flatten().tolist(),
-                       "scores": det.scores.tolist(), "labels": to_data[det.labels].tolist()}) + "\n"
 
 
 def _run_settings(cfg: TestConfig, data: DetectionData) -> dict:
@@ -154,11 +105,6 @@ def _pending(cfg: TestConfig, data: DetectionData, out: Path) -> list[str]:
     return list(data.tokens)
 
 
-def _loader(data: DetectionData, tokens: list[str], batch_size: int, workers: int) -> Iterator:
-    return iter(torch.utils.data.DataLoader(_Frames(data, tokens), batch_size=batch_size, num_workers=workers,
-                                            collate_fn=_batch, prefetch_factor=2 if workers else None))
-
-
 def run_test(cfg: TestConfig) -> TestResult:
     """Run ``cfg``: stream the detections, then write the submission and score it (see the module docstring)."""
     det_cfg = get_config(cfg.config)
@@ -166,9 +112,6 @@ def run_test(cfg: TestConfig) -> TestResult:
     if cfg.limit is not None:
         data = data.head(cfg.limit)
     model = PointPillars.from_config(det_cfg, checkpoint=cfg.checkpoint, device=cfg.device)
-    to_data = torch.as_tensor(label_map(det_cfg.class_names, data.class_names), device=model.device)
-    if (to_data < 0).any():
-        raise RegNetExploreError(f"{det_cfg.name} predicts classes that {data.version} does not have")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = _pending(cfg, data, out)
@@ -178,10 +121,8 @@ def run_test(cfg: TestConfig) -> TestResult:
                    disable=not cfg.progress, dynamic_ncols=True)
         start, ran = time.perf_counter(), 0
         with open(out / STREAM, "a") as stream:
-            for batch in _loader(data, todo, cfg.batch_size, cfg.workers):
-                dets = model.predict([points for _, points in batch], score_thr=cfg.score_thr)
-                lines = [_record(token, det, to_data) for (token, _), det in zip(batch, dets, strict=True)]
-                stream.write("".join(lines))
+            for batch in split_batches(model, data, todo, cfg.score_thr, cfg.batch_size, cfg.workers):
+                stream.write("".join(detections_line(token, det) for token, det in batch))
                 stream.flush()
                 os.fsync(stream.fileno())
                 ran += len(batch)

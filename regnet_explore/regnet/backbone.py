@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.complexity import Complexity
+from regnet_explore.regnet.complexity import Complexity, constructor_args
 from regnet_explore.regnet.design import RegNetParams, RegNetStages, Rounding, generate_stages
 from regnet_explore.regnet.zoo import zoo_params
 
@@ -128,6 +128,23 @@ class Bottleneck(nn.Module):
         return cx.conv(w_b, w_out, 1).norm(w_out)
 
 
+def _layout(arch: Arch, rounding: Rounding, strides: Sequence[int] | None, dilations: Sequence[int] | None,
+            out_indices: Sequence[int] | None) -> tuple[RegNetStages, tuple[int, ...], ...]:
+    """The stages of ``arch`` with their strides (default 2), dilations (default 1) and output indices (default
+    every stage), checked against the number of stages."""
+    stages = resolve_stages(arch, rounding)
+    n = stages.num_stages
+    strides = tuple(strides) if strides is not None else (2,) * n
+    dilations = tuple(dilations) if dilations is not None else (1,) * n
+    wrong = [f"{name} has {len(v)}" for name, v in (("strides", strides), ("dilations", dilations)) if len(v) != n]
+    if wrong:
+        raise RegNetExploreError(f"this arch has {n} stages (widths {list(stages.widths)}) but "
+                                 f"{' and '.join(wrong)} entries; they must match (mmdet asserts the same)")
+    out_indices = tuple(out_indices) if out_indices is not None else tuple(range(n))
+    out_channels(stages, out_indices)  # validates the indices
+    return stages, strides, dilations, out_indices
+
+
 class RegNet(nn.Module):
     """RegNetX/Y backbone (mmdet ``RegNet``; ``stem=False`` is mmdet3d's ``NoStemRegNet``).
 
@@ -145,17 +162,9 @@ class RegNet(nn.Module):
                  norm_eps: float = 1e-5, norm_momentum: float = 0.1, norm_eval: bool = True,
                  zero_init_residual: bool = True, num_classes: int = 0, rounding: Rounding = "bankers"):
         super().__init__()
-        self.stages = resolve_stages(arch, rounding)
+        self.stages, self.strides, self.dilations, self.out_indices = _layout(arch, rounding, strides, dilations,
+                                                                              out_indices)
         n = self.stages.num_stages
-        self.strides = tuple(strides) if strides is not None else (2,) * n
-        self.dilations = tuple(dilations) if dilations is not None else (1,) * n
-        wrong = [f"{name} has {len(v)}" for name, v in (("strides", self.strides), ("dilations", self.dilations))
-                 if len(v) != n]
-        if wrong:
-            raise RegNetExploreError(f"this arch has {n} stages (widths {list(self.stages.widths)}) but "
-                                     f"{' and '.join(wrong)} entries; they must match (mmdet asserts the same)")
-        self.out_indices = tuple(out_indices) if out_indices is not None else tuple(range(n))
-        out_channels(self.stages, self.out_indices)  # validates the indices
         if not -1 <= frozen_stages <= n:
             raise RegNetExploreError(f"frozen_stages must be in -1..{n}, got {frozen_stages}")
         self.frozen_stages, self.norm_eval, self.has_stem = frozen_stages, norm_eval, stem
@@ -178,33 +187,25 @@ class RegNet(nn.Module):
         self._freeze_stages()
 
     @staticmethod
-    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], arch: Arch = "regnetx_400mf",
-                   in_channels: int = 3, stem_channels: int = 32, stem: bool = True,
-                   strides: Sequence[int] | None = None, dilations: Sequence[int] | None = None,
-                   out_indices: Sequence[int] | None = None, frozen_stages: int = -1, norm: NormKind = "BN",
-                   norm_eps: float = 1e-5, norm_momentum: float = 0.1, norm_eval: bool = True,
-                   zero_init_residual: bool = True, num_classes: int = 0,
-                   rounding: Rounding = "bankers") -> list[tuple[int, int]]:
-        """Adds the network's FLOPs/params/acts (pycls rules) on its one input map of ``sizes``; returns the sizes
-        of the ``out_indices`` maps. Takes the constructor's arguments; freezing, norm and init change nothing."""
-        stages = resolve_stages(arch, rounding)
-        n = stages.num_stages
-        strides = strides or (2,) * n
-        dilations = dilations or (1,) * n
-        out_indices = range(n) if out_indices is None else out_indices
+    def complexity(cx: Complexity, sizes: Sequence[tuple[int, int]], *args, **kwargs) -> list[tuple[int, int]]:
+        """Adds the network's FLOPs/params/acts (pycls rules) on its one input map of ``sizes`` for the constructor's
+        arguments; returns the sizes of the ``out_indices`` maps (freezing, norm and init change nothing)."""
+        a = constructor_args(RegNet, args, kwargs)
+        stages, strides, dilations, out_indices = _layout(a["arch"], a["rounding"], a["strides"], a["dilations"],
+                                                          a["out_indices"])
         ((cx.h, cx.w),) = sizes  # a backbone has one input map
-        if stem:
-            cx.conv(in_channels, stem_channels, 3, 2, 1).norm(stem_channels)
-        w_in, out = stem_channels, []
-        for s in range(n):
+        if a["stem"]:
+            cx.conv(a["in_channels"], a["stem_channels"], 3, 2, 1).norm(a["stem_channels"])
+        w_in, out = a["stem_channels"], []
+        for s in range(stages.num_stages):
             for i in range(stages.depths[s]):
                 Bottleneck.complexity(cx, w_in, stages.widths[s], strides[s] if i == 0 else 1, dilations[s],
                                       stages.group_widths[s], stages.bot_muls[s], stages.se_ratio)
                 w_in = stages.widths[s]
             if s in out_indices:
                 out.append((cx.h, cx.w))
-        if num_classes:
-            cx.linear(w_in, num_classes)
+        if a["num_classes"]:
+            cx.linear(w_in, a["num_classes"])
         return out
 
     @property

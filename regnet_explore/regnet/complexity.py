@@ -5,12 +5,25 @@ nothing else; a bias adds C flops and C params. Every module keeps its own ``com
 constructor (pycls style), a static method taking the constructor's arguments, so a configuration is costed
 without building the network. A detector stage (``RegNet``, ``SECOND``, ``FPN``, ``SECONDFPN``, ``AnchorHead``) is
 ``complexity(cx, sizes, *constructor args)``: it adds its cost to ``cx`` for input maps of the given (h, w) and
-returns the sizes of its output maps; a block (``Bottleneck``) starts from ``cx``'s current (h, w).
+returns the sizes of its output maps; its parameters are the constructor's, declared once there and bound by
+:func:`constructor_args`. A block (``Bottleneck``) starts from ``cx``'s current (h, w).
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+
+def constructor_args(cls: type, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments ``cls(*args, **kwargs)`` would receive, defaults filled in (a wrong name or a missing argument
+    raises ``TypeError`` as the constructor would): a complexity twin takes the constructor's parameters without
+    declaring them a second time."""
+    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    return dict(list(bound.arguments.items())[1:])  # without self
 
 
 @dataclass

@@ -23,10 +23,11 @@ from pathlib import Path
 import torch
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint, save_checkpoint_atomic
+from regnet_explore.io import save_checkpoint_atomic
 from regnet_explore.regnet.backbone import Arch, RegNet
-from regnet_explore.regnet.design import RegNetStages, generate_stages
-from regnet_explore.regnet.zoo import ZOO, zoo_entry
+from regnet_explore.regnet.checkpoint import BACKBONE_ANCHOR, Checkpoint, parse_checkpoint, read_checkpoint
+from regnet_explore.regnet.design import RegNetStages
+from regnet_explore.regnet.zoo import zoo_entry, zoo_match
 
 _BLOCK = re.compile(r"^s(\d+)\.b(\d+)\.(.+)$")
 _TRANSFORM = {"a": "conv1", "a_bn": "bn1", "b": "conv2", "b_bn": "bn2", "c": "conv3", "c_bn": "bn3",
@@ -81,32 +82,6 @@ def mmdet_to_pycls_key(key: str) -> str:
         if module in _TRANSFORM_INV:
             return f"s{stage}.b{block}.f.{_TRANSFORM_INV[module]}.{leaf}"
     raise RegNetExploreError(f"key {key!r} is not part of an mmdet RegNet")
-
-
-def extract_pycls_state(ckpt: object, source: str, use_ema: bool = False) -> dict[str, torch.Tensor]:
-    """The state dict inside a pycls checkpoint: ``model_state`` (or ``ema_state``), or a bare state dict."""
-    if not isinstance(ckpt, dict):
-        raise RegNetExploreError(f"{source}: not a checkpoint dict (found {type(ckpt).__name__})")
-    if use_ema:
-        if "ema_state" not in ckpt:
-            raise RegNetExploreError(f"{source}: --ema asked for but the checkpoint has no 'ema_state'")
-        state = ckpt["ema_state"]
-    elif "model_state" in ckpt:
-        state = ckpt["model_state"]
-    elif "ema_state" in ckpt:
-        state = ckpt["ema_state"]
-    elif "state_dict" in ckpt:
-        raise RegNetExploreError(f"{source}: has a 'state_dict' (an mmdet/mmcv checkpoint?), not pycls's "
-                                 "'model_state'; it is already converted or from another framework")
-    else:
-        state = ckpt
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RegNetExploreError(f"{source}: no state dict of tensors found (keys: {sorted(ckpt)[:8]})")
-    if "stem.conv.weight" not in state:
-        sample = ", ".join(list(state)[:3])
-        raise RegNetExploreError(f"{source}: not a pycls RegNet checkpoint: no 'stem.conv.weight' "
-                                 f"(first keys: {sample})")
-    return state
 
 
 def convert_state_dict(state: dict[str, torch.Tensor], source: str = "checkpoint",
@@ -192,15 +167,7 @@ def infer_arch(state: dict[str, torch.Tensor], source: str = "checkpoint") -> In
     stages = RegNetStages(tuple(widths), tuple(depths), tuple(group_ws), tuple(bot_muls), se_ratio)
     num_classes = _shape(state, "fc.weight", source)[0] if "fc.weight" in state else 0
     notes.append("strides and dilations are not stored in weights (the zoo uses stride 2 in every stage)")
-    return InferredArch(stages, in_channels, stem_channels, has_stem, num_classes, find_zoo_match(stages), notes)
-
-
-def find_zoo_match(stages: RegNetStages) -> str | None:
-    """The pycls zoo model whose generated stages equal ``stages`` (widths, depths, groups, SE), if any."""
-    for name, entry in ZOO.items():
-        if generate_stages(entry.params) == stages:
-            return name
-    return None
+    return InferredArch(stages, in_channels, stem_channels, has_stem, num_classes, zoo_match(stages), notes)
 
 
 def expected_shapes(arch: Arch, in_channels: int = 3, stem_channels: int = 32, stem: bool = True,
@@ -259,6 +226,21 @@ class ConversionReport:
                 + self.arch.describe())
 
 
+def backbone_state(ckpt: Checkpoint, drop_fc: bool = False, strict: bool = True) -> dict[str, torch.Tensor]:
+    """The RegNet tensors of any checkpoint in mmdet's keys: a pycls file converted (``drop_fc``: without its
+    classifier), a detector's ``pts_backbone.`` (or any prefix) cut. ``strict``: refuse a file without a RegNet;
+    otherwise its tensors are returned as they are (a loader then says none fits)."""
+    if ckpt.kind == "pycls":
+        return convert_state_dict(ckpt.state, ckpt.path, drop_fc)
+    anchor = next((k for k in ckpt.state if k.endswith(BACKBONE_ANCHOR)), None)
+    if anchor is None:
+        if strict:
+            raise RegNetExploreError(f"{ckpt.path}: no RegNet backbone in it (no '...{BACKBONE_ANCHOR}' key)")
+        return dict(ckpt.state)
+    prefix = anchor[: -len(BACKBONE_ANCHOR)]
+    return {k[len(prefix):]: v for k, v in ckpt.state.items() if k.startswith(prefix)}
+
+
 def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_fc: bool = False, use_ema: bool = False,
                        verify: bool = False, arch: Arch | None = None) -> ConversionReport:
     """Convert a pycls checkpoint file to ``{'state_dict': ...}`` in mmdet keys, written atomically.
@@ -273,8 +255,11 @@ def convert_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, drop_fc: 
             arch = zoo_entry(arch).name
         except RegNetExploreError as e:
             raise RegNetExploreError(f"--arch: {e}") from None
-    state = extract_pycls_state(load_checkpoint(src), str(src), use_ema)
-    converted = convert_state_dict(state, str(src), drop_fc)
+    ckpt = read_checkpoint(src, use_ema)
+    if ckpt.kind != "pycls":
+        raise RegNetExploreError(f"{src}: a {ckpt.kind} checkpoint in mmdet's keys, not pycls's 'model_state'; it "
+                                 "is already converted or from another framework")
+    converted = convert_state_dict(ckpt.state, str(src), drop_fc)
     info = infer_arch(converted, str(src))
     # mmdet's registration order (conv1, bn1, ..., downsample last in a block) instead of pycls's
     order = list(expected_shapes(info.stages, info.in_channels, info.stem_channels, info.has_stem, info.num_classes))
@@ -325,17 +310,8 @@ def load_pretrained(model: RegNet, source: str | os.PathLike | dict[str, torch.T
     initial values. Typical for PointPillars' 64-channel no-stem RegNet: the stem ``conv1``/``bn1`` and ``fc`` have no
     place, and ``layer1.0.conv1``/``layer1.0.downsample.0`` take 64 input channels instead of the stem's 32.
     """
-    if isinstance(source, dict):
-        ckpt, name = source, "state dict"
-    else:
-        ckpt, name = load_checkpoint(source), str(source)
-    if isinstance(ckpt, dict) and ("model_state" in ckpt or "ema_state" in ckpt or "stem.conv.weight" in ckpt):
-        state = convert_state_dict(extract_pycls_state(ckpt, name), name)
-    else:
-        state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-        if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise RegNetExploreError(f"{name}: no state dict of tensors found")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+    ckpt = parse_checkpoint(source, "state dict") if isinstance(source, dict) else read_checkpoint(source)
+    state = backbone_state(ckpt, strict=False)
     own = model.state_dict()
     loadable, skipped = {}, []
     for key, value in state.items():

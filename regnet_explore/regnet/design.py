@@ -160,6 +160,14 @@ def generate_stages(params: RegNetParams, rounding: Rounding = "bankers") -> Reg
                         pre_adjust_widths=tuple(widths))
 
 
+# The paper's RegNet design space (section 4; AnyNetX_E's ranges): the one place these numbers are written; the
+# sampler (analysis.sampling) and the width fit (analysis.fit) read them from here.
+REGNET_DEPTH = (12, 28)
+REGNET_W0 = (8, 256)
+REGNET_WA = (8.0, 256.0)
+REGNET_WM = (1.5, 3.0)
+
+
 def design_space_violations(params: RegNetParams) -> list[str]:
     """Where ``params`` leaves the paper's RegNetX design space (empty list: inside).
 
@@ -168,15 +176,10 @@ def design_space_violations(params: RegNetParams) -> list[str]:
     sampler; zoo models use larger, e.g. 120), and 4 stages for the standard ImageNet network.
     """
     out = []
-    if not 12 <= params.depth <= 28:
-        out.append(f"depth {params.depth} outside 12..28")
-    if not 8 <= params.w0 <= 256:
-        out.append(f"w0 {params.w0} outside 8..256")
-    if not 8 <= params.wa <= 256:
-        out.append(f"wa {params.wa} outside 8..256")
-    if not 1.5 <= params.wm <= 3:
-        out.append(f"wm {params.wm} outside 1.5..3")
-    elif params.wm < 2:
+    for name, (low, high) in (("depth", REGNET_DEPTH), ("w0", REGNET_W0), ("wa", REGNET_WA), ("wm", REGNET_WM)):
+        if not low <= getattr(params, name) <= high:
+            out.append(f"{name} {getattr(params, name)} outside {low:g}..{high:g}")
+    if REGNET_WM[0] <= params.wm < 2:
         out.append(f"wm {params.wm} < 2 (refined RegNetX uses wm >= 2)")
     if params.bot_mul != 1:
         out.append(f"bot_mul {params.bot_mul} != 1 (RegNetX fixes b = 1)")

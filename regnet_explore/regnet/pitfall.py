@@ -11,18 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from regnet_explore.errors import RegNetExploreError
-from regnet_explore.io import load_checkpoint
 from regnet_explore.regnet.backbone import resolve_stages
-from regnet_explore.regnet.convert import (
-    InferredArch,
-    compare_shapes,
-    convert_state_dict,
-    expected_shapes,
-    extract_pycls_state,
-    find_zoo_match,
-    infer_arch,
-)
+from regnet_explore.regnet.checkpoint import read_checkpoint
+from regnet_explore.regnet.convert import InferredArch, backbone_state, compare_shapes, expected_shapes, infer_arch
 from regnet_explore.regnet.design import RegNetParams, RegNetStages, Rounding, generate_stages
 from regnet_explore.regnet.zoo import ZOO, zoo_entry
 
@@ -116,34 +107,8 @@ def diagnose(candidate: RegNetParams | RegNetStages, reference: str | os.PathLik
 
 
 def read_checkpoint_arch(path: str | os.PathLike) -> InferredArch:
-    """Architecture of a pycls checkpoint or an mmdet-layout one (``{'state_dict': ...}`` or bare)."""
-    ckpt = load_checkpoint(path)
-    if isinstance(ckpt, dict) and "state_dict" in ckpt and isinstance(ckpt["state_dict"], dict):
-        state = ckpt["state_dict"]
-        prefix = "pts_backbone." if any(k.startswith("pts_backbone.") for k in state) else ""
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        return infer_arch(state, str(path))
-    if isinstance(ckpt, dict) and "conv1.weight" not in ckpt and "layer1.0.conv1.weight" not in ckpt:
-        return infer_arch(convert_state_dict(extract_pycls_state(ckpt, str(path)), str(path)), str(path))
-    if isinstance(ckpt, dict):
-        return infer_arch(ckpt, str(path))
-    raise RegNetExploreError(f"{path}: not a checkpoint dict")
-
-
-def find_zoo_by_stages(widths: list[int], depths: list[int], group_widths: list[int] | None = None,
-                       se: bool | None = None) -> list[str]:
-    """Zoo models with these stage widths and depths (and group widths / SE when given)."""
-    out = []
-    for name, entry in ZOO.items():
-        st = generate_stages(entry.params)
-        if list(st.widths) != list(widths) or list(st.depths) != list(depths):
-            continue
-        if group_widths is not None and list(st.group_widths) != list(group_widths):
-            continue
-        if se is not None and bool(st.se_ratio) != se:
-            continue
-        out.append(name)
-    return out
+    """Architecture of any checkpoint holding a RegNet: pycls, converted mmdet, or a detector's backbone."""
+    return infer_arch(backbone_state(read_checkpoint(path)), os.fspath(path))
 
 
 @dataclass
@@ -169,5 +134,5 @@ def pitfall_table(decimals: int = 1, family: str = "RegNetX") -> list[PitfallRow
     return rows
 
 
-__all__ = ["Diagnosis", "PitfallRow", "diagnose", "diagnose_stages", "find_zoo_by_stages", "find_zoo_match",
-           "paper_rounded", "pitfall_table", "read_checkpoint_arch"]
+__all__ = ["Diagnosis", "PitfallRow", "diagnose", "diagnose_stages", "paper_rounded", "pitfall_table",
+           "read_checkpoint_arch"]

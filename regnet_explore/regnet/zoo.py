@@ -11,10 +11,11 @@ Names: pycls ``RegNetX-400MF`` and mmdet ``regnetx_400mf`` (``regnetx_4.0gf``, `
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.regnet.design import RegNetParams
+from regnet_explore.regnet.design import RegNetParams, RegNetStages, generate_stages
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,25 @@ def zoo_entry(name: str) -> ZooEntry:
 
 def zoo_params(name: str) -> RegNetParams:
     return zoo_entry(name).params
+
+
+def zoo_matches(widths: Sequence[int], depths: Sequence[int], group_widths: Sequence[int] | None = None,
+                se: bool | None = None) -> list[str]:
+    """The zoo models, in table order, whose stages have these widths and depths (and, where given, these group
+    widths, and a squeeze-excitation or none)."""
+    names = []
+    for name, entry in ZOO.items():
+        st = generate_stages(entry.params)
+        if list(st.widths) != list(widths) or list(st.depths) != list(depths):
+            continue
+        if group_widths is not None and list(st.group_widths) != list(group_widths):
+            continue
+        if se is None or bool(st.se_ratio) == se:
+            names.append(name)
+    return names
+
+
+def zoo_match(stages: RegNetStages) -> str | None:
+    """The zoo model whose stages equal ``stages`` (widths, depths, groups, bottleneck, SE), if any."""
+    return next((name for name in zoo_matches(stages.widths, stages.depths, stages.group_widths)
+                 if generate_stages(ZOO[name].params) == stages), None)

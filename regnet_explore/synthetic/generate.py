@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from regnet_explore.data.classes import NUSCENES_ATTRIBUTES, NUSCENES_VISIBILITY
+from regnet_explore.data.dataset import SYNTHETIC_MARKER
 from regnet_explore.data.geometry import yaw_to_quaternion
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.synthetic.lidar import LYFT_LIDAR, NUSCENES_LIDAR, LidarSpec, cast
@@ -39,7 +40,6 @@ NUSCENES_LOCATIONS = ("singapore-onenorth", "boston-seaport", "singapore-queenst
 LYFT_ATTRIBUTES = ("object_action_driving_straight_forward", "object_action_parked", "object_action_stopped",
                    "object_action_walking", "object_action_standing", "is_stationary")
 CYCLES = ("bicycle", "motorcycle")
-SYNTHETIC_MARKER = "synthetic.json"  # the generation settings, at the root of every synthetic set
 # Per format; bump when the output changes: default sets of another version are made again.
 GENERATOR_VERSIONS = {"nuscenes": 1, "lyft": 2}
 # How far along the road actors start from the ego path (m). nuScenes evaluates to 50 m at most. Lyft annotates

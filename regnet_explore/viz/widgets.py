@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 from regnet_explore.data.dataset import Sample
 from regnet_explore.detection.detections import Detections
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.lab import PLOTLY_ROUTE, PLOTLY_SERVED
 from regnet_explore.viz.common import BoxSet
 from regnet_explore.viz.scene3d import scene_figure
+from regnet_explore.viz.served_plotly import PLOTLY_ROUTE, PLOTLY_SERVED
 
 Predictor = Callable[[Sample], Detections]
 

@@ -1,6 +1,6 @@
 """Sweeps on a Ray cluster: one Ray task per model, Ray's retries for workers that die.
 
-Each model is :func:`sweep.train_one` in a task that reserves ``cfg.cpus_per_model`` CPUs (its torch threads) and
+Each model is :func:`.model.train_one` in a task that reserves ``cfg.cpus_per_model`` CPUs (its torch threads) and
 ``cfg.gpus_per_model`` GPUs. A task whose worker process dies (a preempted node, the OOM killer, a kill) is rerun
 by Ray up to ``cfg.max_retries`` times, and ``train_one`` resumes the model from its ``latest.pth``, so a retry
 loses at most the epoch it was in. Failures inside the model (it cannot be built, its loss diverges) are not
@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 
 from regnet_explore.analysis.sampling import SampledNet
-from regnet_explore.analysis.sweep import SweepConfig, train_one
+from regnet_explore.analysis.sweep.model import train_one
+from regnet_explore.analysis.sweep.settings import SweepConfig
 from regnet_explore.errors import RegNetExploreError
 
 INSTALL_HINT = "pip install 'regnet_explore[cluster]' (or pip install 'ray[default]')"
