@@ -7,6 +7,7 @@ this file only assembles them and turns a :class:`RegNetExploreError` into one l
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,16 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (``regnet-explore CMD: error: argument --x: ...``) and exit code 2,
+    without the usage block; ``--help`` still shows it. Subcommand parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regnet-explore", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="regnet-explore", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -43,13 +52,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DISK_HINTS = {errno.EROFS: "the file system is read-only: write somewhere else (--out, --work-dir, or "
+                           "REGNET_EXPLORE_DATA for the synthetic sets)",
+              errno.ENOSPC: "the disk is full: free space or write somewhere else",
+              errno.EACCES: "no permission: write somewhere you own",
+              errno.EDQUOT: "the disk quota is used up: free space or write somewhere else"}
+
+
+def disk_error(e: OSError) -> str:
+    """One line for a failed read or write: the file, what happened and what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    hint = DISK_HINTS.get(e.errno)
+    return f"{where}{e.strerror or e}" + (f"; {hint}" if hint else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse's one-line error (exit 2) or --help (0): the same code in-process
+        return int(e.code or 0)
     tune_allocator()
     try:
         return int(args.func(args) or 0)
     except RegNetExploreError as e:
         print(f"regnet-explore {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the disk, not the input: read-only, full, no permission
+        print(f"regnet-explore {args.command}: error: {disk_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"regnet-explore {args.command}: interrupted", file=sys.stderr)

@@ -15,6 +15,7 @@ import torch
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.nuscenes import evaluate_nuscenes
 from regnet_explore.evaluation.predict import predict_split
 from regnet_explore.io import save_checkpoint_atomic
@@ -23,6 +24,7 @@ from regnet_explore.regnet.convert import convert_checkpoint, to_pycls_checkpoin
 from regnet_explore.regnet.pitfall import diagnose, paper_rounded
 from regnet_explore.regnet.report import zoo_report
 from regnet_explore.regnet.zoo import zoo_params
+from regnet_explore.settings import COUNT, check_device
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.viz.bev import bev_figure
 from regnet_explore.viz.common import save_png
@@ -63,6 +65,9 @@ def regnet_core(out_dir: Path, arch: str, step: _Steps) -> Path:
 def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None = None,
              device: str = "cpu", max_samples: int | None = None) -> dict[str, Path]:
     """The whole pipeline; returns the files it wrote."""
+    check_device(device)
+    if data_root is not None and not Path(data_root).is_dir():
+        raise RegNetExploreError(f"dataroot {data_root}: no such directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     step = _Steps(6)
     files = {"converted backbone": regnet_core(out_dir, arch, step)}
@@ -132,10 +137,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the main job on the embedded synthetic data, end to end")
-    p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    p.add_argument("--out", default="demo_output", metavar="OUT_DIR", help="output folder (default: demo_output)")
     p.add_argument("--arch", default="RegNetX-400MF", help="zoo model for the conversion step")
-    p.add_argument("--data", help="nuScenes dataroot (default: the synthetic mini set, made on first use)")
+    p.add_argument("--data", metavar="DIR",
+                   help="nuScenes dataroot (default: the synthetic mini set, made on first use)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--max-samples", type=int, help="infer on the first N samples only (no evaluation)")
+    p.add_argument("--max-samples", type=COUNT.parse, help="infer on the first N samples only (no evaluation)")
     p.set_defaults(func=_cmd_demo)
 

@@ -73,6 +73,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise RegNetExploreError(f"{path}: output folder {path.parent} does not exist")
+    if path.is_dir():
+        raise RegNetExploreError(f"{path}: is a folder; give the name of the file to write")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.close(fd)
     tmp_path = Path(tmp)

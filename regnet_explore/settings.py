@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from regnet_explore.errors import RegNetExploreError
 
 
@@ -107,5 +109,17 @@ def arg(settings: type, name: str) -> Callable[[str], int | float]:
     return domain.parse
 
 
+def check_device(name: str, what: str = "device") -> torch.device:
+    """``name`` as a torch device that this machine has (``what`` names the setting in the error)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise RegNetExploreError(f"{what} {name!r}: {str(e).splitlines()[0]}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RegNetExploreError(f"{what} {name}: CUDA is not available on this machine or in this torch build "
+                                 f"(torch {torch.__version__}); use cpu, or install a CUDA build of torch")
+    return device
+
+
 __all__ = ["COUNT", "COUNT_0", "NON_NEGATIVE", "POSITIVE", "PROBABILITY", "SEED", "WHOLE", "Domain", "arg",
-           "check_fields", "within"]
+           "check_device", "check_fields", "within"]

@@ -372,7 +372,7 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     assert untold["cpu_adjusted"] == bool(recorded) and ("unrecorded" in untold["cpu_kinds"]) == bool(recorded)
     assert "one sweep directory, two to compare, or --shipped" in cli_error(capsys, ["sweep-report"])
     line = cli_error(capsys, ["sweep-report", "--shipped", "--margin", "-1"])
-    assert "margin must be a positive error difference, got -1" in line
+    assert "argument --margin: '-1' is not a number > 0" in line
 
 
 def test_two_spaces_train_as_one_alternating_stream(tiny_sweep, nus_root, tmp_path, capsys):

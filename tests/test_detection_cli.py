@@ -71,7 +71,7 @@ def test_points_file_of_the_wrong_size_is_one_error(tmp_path, capsys):
     err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(tmp_path / "none.bin")])
     assert "no such point file" in err
     err = cli_error(capsys, ["infer", "fpn-nus", "--points", str(FRAME), "--load-dim", "2"])
-    assert "at least x, y, z" in err
+    assert "argument --load-dim: '2' is not a whole number >= 3" in err
 
 
 def test_checkpoint_of_another_config_is_one_error_naming_the_keys(capsys, confident_checkpoint):

@@ -77,5 +77,5 @@ def test_the_command_line_gives_one_line_and_writes_nothing(argv, tmp_path, caps
     option = "--work-dir" if argv[0] == "train" else "--out"
     assert main([*argv, option, str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "must be a whole number >= 1, got 0" in err[0]
+    assert err == [f"regnet-explore {argv[0]}: error: argument {argv[2]}: '0' is not a whole number >= 1"]
     assert not out.exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -150,15 +149,11 @@ def test_vertical_flip_mirrors_x_with_each_box_front_and_velocity():
     assert 0.35 < np.mean(mirrored) < 0.65
 
 
-@pytest.mark.parametrize(("ratio", "message"), [("1.5", "flip_vertical must be a number in [0, 1], got 1.5"),
-                                              ("-0.1", "flip_vertical must be a number in [0, 1], got -0.1"),
-                                              ("nan", "flip_vertical must be a number in [0, 1], got nan"),
-                                              ("half", "argument --flip-vertical: invalid float value: 'half'")])
-def test_flip_ratio_outside_zero_one_is_refused_in_one_line(ratio, message, tmp_path, capsys):
-    with pytest.raises(SystemExit) if ratio == "half" else contextlib.nullcontext() as exit_info:
-        code = main(["train", "regnet-400mf-fpn-lyft", "--flip-vertical", ratio, "--work-dir", str(tmp_path / "w")])
-    assert (exit_info.value.code if ratio == "half" else code) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(message)
+@pytest.mark.parametrize("ratio", ["1.5", "-0.1", "nan", "half"])
+def test_flip_ratio_outside_zero_one_is_refused_in_one_line(ratio, tmp_path, capsys):
+    assert main(["train", "regnet-400mf-fpn-lyft", "--flip-vertical", ratio, "--work-dir", str(tmp_path / "w")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"regnet-explore train: error: argument --flip-vertical: '{ratio}' is not a number in [0, 1]"]
     assert not (tmp_path / "w").exists()
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from regnet_explore.data.dataset import DetectionData, open_dataset, validation_split
+from regnet_explore.settings import COUNT, SEED
 from regnet_explore.synthetic import FORMATS, ensure_default_dataset, synthesize
 
 
@@ -47,7 +48,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def add_dataset_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--dataroot", help="dataset root (default: the synthetic set under data/synthetic, made if "
+    p.add_argument("--dataroot", metavar="DIR",
+                   help="dataset root (default: the synthetic set under data/synthetic, made if "
                                       "missing); see data/README.md for the layouts")
     p.add_argument("--version", help="table version (default: v1.0-mini / v1.0-trainval found, v1.01-train)")
     p.add_argument("--split", help="mini_train, mini_val, train, val (nuScenes), or a <split>.txt name (Lyft)")
@@ -59,10 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("synth", help="generate a deterministic synthetic dataset in the devkit format")
     p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--out", required=True, help="new directory to create")
-    p.add_argument("--scenes", type=int, help="number of scenes (default 10 nuScenes, 6 Lyft)")
-    p.add_argument("--keyframes", type=int, help="key frames per scene (default 4; 2 Hz, 9 sweeps between)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="new directory to create")
+    p.add_argument("--scenes", type=COUNT.parse, help="number of scenes (default 10 nuScenes, 6 Lyft)")
+    p.add_argument("--keyframes", type=COUNT.parse, help="key frames per scene (default 4; 2 Hz, 9 sweeps between)")
+    p.add_argument("--seed", type=SEED.parse, default=0)
     p.add_argument("--tables-only", action="store_true", help="write tables only, no point files (benchmarks)")
     p.set_defaults(func=_cmd_synth)
 

@@ -9,6 +9,8 @@ from regnet_explore.deploy.export import export_onnx
 from regnet_explore.deploy.quantize import format_sensitivity, quantize_export
 from regnet_explore.detection.configs import get_config
 from regnet_explore.detection.detector import PointPillars
+from regnet_explore.errors import RegNetExploreError
+from regnet_explore.settings import COUNT, POSITIVE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,20 +21,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "frames. Run them with `regnet-explore infer CONFIG --backend onnx --onnx OUT`. Needs the "
                     "deploy extra (onnx, onnxruntime).")
     add_detector_arguments(p)
-    p.add_argument("--out", required=True, help="folder to write (replaced whole if it holds an earlier export)")
+    p.add_argument("--out", required=True, metavar="OUT_DIR",
+                   help="folder to write (replaced whole if it holds an earlier export)")
     p.add_argument("--int8", action="store_true", help="also write the int8 dense graph (dense.int8.onnx)")
     p.add_argument("--keep-fp32", default="auto", metavar="auto|none|NODE,...",
                    help="with --int8: convolutions kept in float32: auto (default: the per-layer sensitivity pass "
                         "chooses), none, or Conv node names")
-    p.add_argument("--max-error", type=float, default=0.05,
+    p.add_argument("--max-error", type=POSITIVE.parse, default=0.05,
                    help="with --int8 and auto: output error bound of the int8 graph (default 0.05)")
-    p.add_argument("--calibration-frames", type=int, default=16,
+    p.add_argument("--calibration-frames", type=COUNT.parse, default=16,
                    help="with --int8: training key frames to calibrate on (default 16)")
-    p.add_argument("--data", help="with --int8: dataset root for calibration (default: the synthetic set)")
+    p.add_argument("--data", metavar="DIR",
+                   help="with --int8: dataset root for calibration (default: the synthetic set)")
     p.set_defaults(func=run_export_onnx)
 
 
 def run_export_onnx(args: argparse.Namespace) -> int:
+    if not args.int8 and args.data is not None:
+        raise RegNetExploreError(f"--data {args.data}: the calibration set of --int8; without --int8 nothing reads it")
     cfg = get_config(args.config)
     model = PointPillars.from_config(cfg, checkpoint=args.checkpoint, legacy=legacy_flag(args))
     out = export_onnx(model, args.out, checkpoint=args.checkpoint)

@@ -8,7 +8,6 @@ import dataclasses
 import os
 
 import numpy as np
-import torch
 
 from regnet_explore.data.dataset import open_dataset
 from regnet_explore.data.points import key_frame_points, load_points_bin
@@ -29,7 +28,10 @@ from regnet_explore.detection.configs import (
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import write_json_atomic
+from regnet_explore.settings import COUNT_0, PROBABILITY, Domain, check_device
 from regnet_explore.synthetic import ensure_default_dataset
+
+POINT_DIMS = Domain(int, 3)  # values per point in a .bin file: x, y, z at least
 
 # the mmdet3d ``type`` of each part, as its config files write it
 MMDET3D_TYPES: dict[type, str] = {EncoderConfig: "HardVFE", RegNetBackboneConfig: "NoStemRegNet",
@@ -45,15 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "the 10 sweeps before it, as `regnet-explore test` loads it.")
     add_detector_arguments(p)
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--points", help="point file, float32 with --load-dim values per point (one sweep)")
+    source.add_argument("--points", metavar="FILE",
+                        help="point file, float32 with --load-dim values per point (one sweep)")
     source.add_argument("--sample", metavar="TOKEN", help="a key frame of the dataset at --data, with its sweeps")
-    p.add_argument("--data", help="with --sample: dataset root (default: the synthetic set of the config's dataset)")
+    p.add_argument("--data", metavar="DIR",
+                   help="with --sample: dataset root (default: the synthetic set of the config's dataset)")
     p.add_argument("--version", help="with --sample: table version (default: the one found under --data)")
-    p.add_argument("--sweeps", type=int, default=10,
+    p.add_argument("--sweeps", type=COUNT_0.parse, default=10,
                    help="with --sample: sweeps merged into the key frame (default 10, as every reference config); "
                         "a --points file is always one sweep")
-    p.add_argument("--load-dim", type=int, default=5, help="values per point in the file (default 5: nuScenes/Lyft)")
-    p.add_argument("--out", help="write predictions as JSON here")
+    p.add_argument("--load-dim", type=POINT_DIMS.parse, default=5,
+                   help="values per point in the file (default 5: nuScenes/Lyft)")
+    p.add_argument("--out", metavar="OUT_FILE", help="write predictions as JSON here")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                    help="torch (default) or the ONNX graphs of --onnx DIR run by onnxruntime (the deploy extra)")
@@ -64,14 +69,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch backend: the dense part under torch.compile (worth it with bf16 on CPU; the first "
                         "frame compiles, ~15 s)")
-    p.add_argument("--score-thr", type=float, help="override the config's score threshold (0.05)")
+    p.add_argument("--score-thr", type=PROBABILITY.parse, help="override the config's score threshold (0.05)")
     p.set_defaults(func=run_infer)
     c = subparsers.add_parser("configs", help="list the detector configs with size and cost, or show one whole")
     c.add_argument("--show", metavar="NAME", help="print every setting of one config (mmdet3d name or alias)")
     c.set_defaults(func=run_configs)
     e = subparsers.add_parser("export", help="a training checkpoint -> weights only, fp16 (the shipped format)")
-    e.add_argument("checkpoint")
-    e.add_argument("out")
+    e.add_argument("checkpoint", metavar="FILE", help="a training checkpoint")
+    e.add_argument("out", metavar="OUT_FILE", help="the weights file to write")
     e.add_argument("--fp32", action="store_true", help="keep float32")
     e.set_defaults(func=run_export)
 
@@ -79,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_detector_arguments(p: argparse.ArgumentParser) -> None:
     """CONFIG, --checkpoint and --legacy: which detector with which weights (read back by :func:`legacy_flag`)."""
     p.add_argument("config", help="detector config name or alias (see `regnet-explore configs`)")
-    p.add_argument("--checkpoint", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
+    p.add_argument("--checkpoint", metavar="FILE", help="mmdet3d-layout checkpoint (.pth); random weights if omitted")
     p.add_argument("--legacy", choices=("auto", "yes", "no"), default="auto",
                    help="pre-1.0 mmdet3d box convention of the weights (default: read from the checkpoint)")
 
@@ -94,17 +99,8 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise RegNetExploreError(f"--device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RegNetExploreError(f"--device {name}: CUDA is not available in this torch build / machine")
-    return device
-
-
 def run_infer(args: argparse.Namespace) -> int:
+    device = check_device(args.device)
     cfg = get_config(args.config)
     if args.sample is not None:
         root = args.data if args.data is not None else ensure_default_dataset(cfg.dataset)
@@ -112,11 +108,13 @@ def run_infer(args: argparse.Namespace) -> int:
         points = data.sample(args.sample).network_points()
         source = {"dataroot": os.fspath(root), "sample": args.sample}
     else:
-        if args.load_dim < 3:
-            raise RegNetExploreError(f"--load-dim {args.load_dim}: a point needs at least x, y, z")
+        given = [o for o, v in (("--data", args.data), ("--version", args.version)) if v is not None]
+        if given:
+            raise RegNetExploreError(f"{' and '.join(given)}: read a dataset sample (--sample TOKEN); a --points "
+                                     "file is read on its own")
         points = key_frame_points(load_points_bin(args.points, args.load_dim), args.points)
         source = {"points_file": os.fspath(args.points)}
-    model = load_detector(cfg, args.checkpoint, _device(args.device), args.backend, args.precision, args.onnx,
+    model = load_detector(cfg, args.checkpoint, device, args.backend, args.precision, args.onnx,
                           legacy_flag(args),
                           compile=args.compile)
     det = model.predict(points, score_thr=args.score_thr)

@@ -18,12 +18,16 @@ from regnet_explore.analysis.latency_analysis import analyse, format_analysis
 from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
 from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, load_results
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.settings import COUNT, COUNT_0, POSITIVE
 
 
 def _sweeps(args: argparse.Namespace) -> list[Path]:
     sweeps = [RESULTS_DIR / s for s in STUDY_SPACES] if args.shipped else [Path(s) for s in args.sweep]
     if not sweeps:
         raise RegNetExploreError("give sweep directories, or --shipped")
+    missing = [str(s) for s in sweeps if not s.is_dir()]
+    if missing:
+        raise RegNetExploreError(f"{', '.join(missing)}: no such sweep directory")
     return sweeps
 
 
@@ -63,26 +67,28 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("latency", help="time every model of sweeps as the deployable detector (resumable)")
-    p.add_argument("sweep", nargs="*", help="sweep directories whose finished models are timed")
+    p.add_argument("sweep", nargs="*", metavar="DIR", help="sweep directories whose finished models are timed")
     p.add_argument("--shipped", action="store_true", help="the shipped study's two spaces")
-    p.add_argument("--out", help="the latency table to append to (default: sweeps/latency/<which>-<device>.jsonl)")
+    p.add_argument("--out", metavar="OUT_FILE",
+                   help="the latency table to append to (default: sweeps/latency/<which>-<device>.jsonl)")
     p.add_argument("--precision", nargs="+", default=["fp32", "bf16"],
                    help=f"per device: {'; '.join(f'{d}: {chr(32).join(v)}' for d, v in PRECISIONS.items())}")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--config", default=DEFAULT_DETECTOR, help="the base detector each backbone goes into")
-    p.add_argument("--warmup", type=int, default=LatencyConfig.warmup, help="untimed frames first")
-    p.add_argument("--frames", type=int, default=LatencyConfig.frames, help="timed frames (the median is kept)")
-    p.add_argument("--points", help="the frame to time (.npy (N, C) or .bin of float32 rows of 5); default: the "
+    p.add_argument("--warmup", type=COUNT_0.parse, default=LatencyConfig.warmup, help="untimed frames first")
+    p.add_argument("--frames", type=COUNT.parse, default=LatencyConfig.frames, help="timed frames (the median is kept)")
+    p.add_argument("--points", metavar="FILE",
+                   help="the frame to time (.npy (N, C) or .bin of float32 rows of 5); default: the "
                                     "densest mini_val frame of the synthetic set, 10 sweeps")
     p.add_argument("--compile", action="store_true", help="the dense part under torch.compile (seconds a model)")
-    p.add_argument("--limit", type=int, help="time the first N models of each sweep only")
+    p.add_argument("--limit", type=COUNT.parse, help="time the first N models of each sweep only")
     p.set_defaults(func=run_latency_command)
     p = sub.add_parser("latency-report", help="latency against complexity and error: correlations, Pareto "
                                               "front, best model under latency budgets")
-    p.add_argument("sweep", nargs="*", help="the sweep directories the table timed")
-    p.add_argument("--table", nargs="+", default=[], help="latency tables")
+    p.add_argument("sweep", nargs="*", metavar="DIR", help="the sweep directories the table timed")
+    p.add_argument("--table", nargs="+", default=[], metavar="FILE", help="latency tables")
     p.add_argument("--shipped", action="store_true", help="the shipped study and its shipped latency tables")
-    p.add_argument("--budget", type=float, nargs="+", help="latency budgets in ms (default: percentiles)")
-    p.add_argument("--permutations", type=int, default=10_000)
+    p.add_argument("--budget", type=POSITIVE.parse, nargs="+", help="latency budgets in ms (default: percentiles)")
+    p.add_argument("--permutations", type=COUNT.parse, default=10_000)
     p.add_argument("--json", action="store_true", help="every figure as JSON")
     p.set_defaults(func=run_report_command)

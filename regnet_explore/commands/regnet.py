@@ -13,6 +13,9 @@ from regnet_explore.regnet.design import RegNetParams, RegNetStages, design_spac
 from regnet_explore.regnet.pitfall import diagnose, read_checkpoint_arch
 from regnet_explore.regnet.report import zoo_report
 from regnet_explore.regnet.zoo import zoo_entry, zoo_matches
+from regnet_explore.settings import COUNT, NON_NEGATIVE, POSITIVE, Domain
+
+WIDTH_MULTIPLIER = Domain(float, 1.0, low_open=True)  # wm > 1 (RegNetParams)
 
 
 def stages_report(st: RegNetStages) -> str:
@@ -79,8 +82,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 def add_convert_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of ``convert`` (shared with ``python -m regnet_explore.regnet2mmdet``)."""
-    p.add_argument("pretrain", help="pycls checkpoint (.pyth/.pth: model_state, ema_state or a bare state dict)")
-    p.add_argument("store", help="output file ({'state_dict': ...} in mmdet ResNet-style keys)")
+    p.add_argument("pretrain", metavar="FILE",
+                   help="pycls checkpoint (.pyth/.pth: model_state, ema_state or a bare state dict)")
+    p.add_argument("store", metavar="OUT_FILE", help="output file ({'state_dict': ...} in mmdet ResNet-style keys)")
     p.add_argument("--drop-fc", action="store_true", help="leave out the ImageNet classifier (fc.*)")
     p.add_argument("--ema", action="store_true", help="convert ema_state instead of model_state")
     p.add_argument("--verify", action="store_true", help="build the inferred backbone and load the result strictly")
@@ -97,20 +101,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Show the network a zoo name or explicit parameters build; with --compare or "
                                    "--checkpoint, what differs from a reference (stages, keys, shapes).")
     p.add_argument("name", nargs="?", help="zoo name (RegNetX-400MF or regnetx_400mf)")
-    p.add_argument("--depth", type=int)
-    p.add_argument("--w0", type=int)
-    p.add_argument("--wa", type=float)
-    p.add_argument("--wm", type=float)
-    p.add_argument("--group-w", type=int, default=16)
-    p.add_argument("--bot-mul", type=float, default=1.0)
+    p.add_argument("--depth", type=COUNT.parse)
+    p.add_argument("--w0", type=COUNT.parse)
+    p.add_argument("--wa", type=NON_NEGATIVE.parse)
+    p.add_argument("--wm", type=WIDTH_MULTIPLIER.parse)
+    p.add_argument("--group-w", type=COUNT.parse, default=16)
+    p.add_argument("--bot-mul", type=POSITIVE.parse, default=1.0)
     p.add_argument("--se", action="store_true", help="RegNetY (squeeze-excitation, ratio 0.25)")
     p.add_argument("--rounding", choices=["bankers", "half_up"], default="bankers",
                    help="group-width rounding: pycls/mmdet (bankers) or torchvision (half_up)")
     p.add_argument("--compare", help="reference zoo name for the diagnosis")
-    p.add_argument("--checkpoint", help="reference checkpoint (pycls or mmdet layout), or alone: read its arch")
+    p.add_argument("--checkpoint", metavar="FILE",
+                   help="reference checkpoint (pycls or mmdet layout), or alone: read its arch")
     p.add_argument("--widths", type=int_list, help="stage widths, e.g. 32,64,160,384: find the zoo model")
     p.add_argument("--depths", type=int_list, help="stage depths, e.g. 1,2,7,12")
-    p.add_argument("--size", type=int, default=224, help="input size for the complexity figures")
+    p.add_argument("--size", type=COUNT.parse, default=224, help="input size for the complexity figures")
     p.set_defaults(func=_cmd_arch)
 
     add_convert_arguments(sub.add_parser("convert", help="pycls checkpoint -> mmdet ResNet-style keys"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,15 @@ from regnet_explore.evaluation.lyft import evaluate_lyft, write_submission_csv
 from regnet_explore.evaluation.nuscenes import evaluate_submission, write_submission
 from regnet_explore.evaluation.predict import split_batches
 from regnet_explore.io import write_json_atomic
-from regnet_explore.settings import COUNT, COUNT_0, PROBABILITY, check_fields, within
+from regnet_explore.settings import COUNT, COUNT_0, PROBABILITY, check_device, check_fields, within
 from regnet_explore.synthetic import ensure_default_dataset
 
 STREAM = "detections.jsonl"
 RUN = "test.json"
+
+
+class RandomWeightsWarning(UserWarning):
+    """A run without a checkpoint: the detector's weights are random."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class TestConfig:
     def __post_init__(self):
         """Every setting checked here, once, for the command line and the Python API alike."""
         check_fields(self)
+        check_device(self.device)
 
 
 @dataclass
@@ -91,6 +97,9 @@ def _pending(cfg: TestConfig, data: DetectionData, out: Path) -> list[str]:
     """Tokens still to run; starts the stream afresh unless resuming a run of the same settings."""
     stream, run = out / STREAM, out / RUN
     settings = _run_settings(cfg, data)
+    if cfg.resume and stream.exists() and not run.exists():
+        raise RegNetExploreError(f"{stream}: not written by `regnet-explore test` (no {RUN} beside it); --resume "
+                                 "continues this command's own runs only: move the file away or give another --out")
     if cfg.resume and run.exists():
         old = json.loads(run.read_text())
         changed = [f"{k} {old.get(k)!r} there, {v!r} now" for k, v in settings.items() if old.get(k) != v]
@@ -115,6 +124,9 @@ def run_test(cfg: TestConfig) -> TestResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     todo = _pending(cfg, data, out)
+    if cfg.checkpoint is None:
+        warnings.warn("no checkpoint: the detector's weights are random, so its boxes and metrics mean nothing "
+                      "(metrics.json says so)", RandomWeightsWarning, stacklevel=2)
     seconds, ran = 0.0, 0
     if todo:
         bar = tqdm(total=len(data), initial=len(data) - len(todo), desc="test", unit="frame",
@@ -138,6 +150,8 @@ def run_test(cfg: TestConfig) -> TestResult:
         submission = write_submission(data, detections, out / "results_nusc.json")
         metrics = None if cfg.limit is not None else evaluate_submission(data, submission, out / "eval")
     if metrics is not None:
+        if cfg.checkpoint is None:  # said in the file too: these numbers score an untrained network
+            metrics = {**metrics, "weights": "random: no checkpoint given"}
         write_json_atomic(metrics, out / "metrics.json")
     return TestResult(out / STREAM, submission, metrics, len(data), seconds, ran)
 

@@ -40,7 +40,17 @@ from regnet_explore.io import atomic_write
 from regnet_explore.parallel import global_sum
 from regnet_explore.regnet.checkpoint import read_checkpoint
 from regnet_explore.regnet.zoo import zoo_entry
-from regnet_explore.settings import COUNT, COUNT_0, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, check_fields, within
+from regnet_explore.settings import (
+    COUNT,
+    COUNT_0,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+    check_device,
+    check_fields,
+    within,
+)
 from regnet_explore.synthetic import ensure_default_dataset
 from regnet_explore.train.augment import AugmentConfig, Sample3D, augment
 from regnet_explore.train.curves import plot_log, trim_log
@@ -85,7 +95,7 @@ class TrainConfig:
     # frame then no longer tells the height from the place
     flip_vertical: float = field(default=0.0, metadata=within(PROBABILITY))
     max_iters_per_epoch: int | None = field(default=None, metadata=within(COUNT, optional=True))
-    sweeps: int = field(default=10, metadata=within(COUNT))
+    sweeps: int = field(default=10, metadata=within(COUNT_0))  # sweeps merged into each key frame
     # epochs between evaluations; 0: only after the last epoch
     eval_interval: int = field(default=0, metadata=within(COUNT_0))
     # epochs between kept epoch_<N>.pth copies (mmcv's CheckpointHook interval; the last epoch's is always kept);
@@ -106,6 +116,10 @@ class TrainConfig:
     def __post_init__(self):
         """Every setting checked here, once, for the command line and the Python API alike."""
         check_fields(self)
+        if self.device is not None:
+            check_device(self.device)
+        if Path(self.work_dir).is_file():
+            raise RegNetExploreError(f"work_dir {self.work_dir}: is a file; give the folder to write the run to")
         if len(self.translation_std) != 3 or not all(NON_NEGATIVE.contains(s) for s in self.translation_std):
             raise RegNetExploreError(f"translation_std must be three stds >= 0, got {self.translation_std!r}")
         choices = {"crop_placement": ("center", "random", "objects"), "lr_schedule": ("step", "cosine"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import time
 from collections.abc import Iterator
 
@@ -29,6 +30,22 @@ def _import_ray():
     except ImportError:
         raise RegNetExploreError(f"--backend ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
+
+
+def probe_cluster(address: str | None, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when nothing listens at a ``HOST:PORT`` (or ``ray://HOST:PORT``) cluster address:
+    Ray itself retries for minutes before it gives up."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RegNetExploreError(f"--address {address}: give the cluster as HOST:PORT (or ray://HOST:PORT)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RegNetExploreError(f"--address {address}: no Ray cluster answers there ({e.strerror or e}); start it "
+                                 "(`ray start --head` on its head node) or leave --address out for a local "
+                                 "instance") from None
 
 
 def _model_task(cfg: SweepConfig, sample: SampledNet) -> dict:
@@ -55,7 +72,12 @@ def run_ray(jobs: list[tuple[SweepConfig, SampledNet]]) -> Iterator[dict]:
     if started:
         # without an address: a Ray instance of this machine alone, reached on the loopback interface
         local = {} if cfg.address else {"_node_ip_address": "127.0.0.1"}
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, **local)
+        try:
+            ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False, **local)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            where = f"--address {cfg.address}: no Ray cluster answers there" if cfg.address else "a local Ray instance"
+            raise RegNetExploreError(f"{where} ({str(e).splitlines()[0][:200]}); start the cluster (`ray start "
+                                     "--head` on its head node) or leave --address out for a local instance") from None
     task = ray.remote(_model_task).options(num_cpus=cfg.cpus_per_model, num_gpus=cfg.gpus_per_model,
                                            max_retries=cfg.max_retries, retry_exceptions=False)
     try:  # a task is one model: no pool inside it
@@ -77,4 +99,4 @@ def run_ray(jobs: list[tuple[SweepConfig, SampledNet]]) -> Iterator[dict]:
             ray.shutdown()
 
 
-__all__ = ["INSTALL_HINT", "run_ray"]
+__all__ = ["INSTALL_HINT", "probe_cluster", "run_ray"]

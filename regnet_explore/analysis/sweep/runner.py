@@ -126,6 +126,10 @@ def run_sweeps(cfgs: list[SweepConfig], on_row: Callable[[dict], None] | None = 
     differ = [k for k in RUNNER_FIELDS if len({json.dumps(getattr(c, k)) for c in cfgs}) > 1]
     if differ:
         raise RegNetExploreError(f"sweeps trained together must share {', '.join(differ)}")
+    if cfgs[0].backend == "ray":  # before anything is written: an unreachable cluster is one line
+        from regnet_explore.analysis.sweep.ray_backend import probe_cluster
+
+        probe_cluster(cfgs[0].address)
     reports, sampling_s = [], []
     for cfg in cfgs:  # before anything is written: an empty flops window fails here
         start = time.perf_counter()

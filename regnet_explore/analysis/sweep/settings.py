@@ -15,6 +15,7 @@ from regnet_explore.detection.configs import DetectorConfig, FPNNeckConfig, get_
 from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import write_json_atomic
+from regnet_explore.settings import check_device
 from regnet_explore.synthetic import ensure_synthetic
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
@@ -113,6 +114,10 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
                                  f"{' for these classes' if classes else ''}: use one of {', '.join(metrics)}")
     if cfg.data is not None and (cfg.synthetic is not None or cfg.val_synthetic is not None):
         raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
+    for device in cfg.devices:
+        check_device(device)
+    if cfg.data is not None and not Path(cfg.data).is_dir():
+        raise RegNetExploreError(f"data {cfg.data}: no such dataset folder")
     data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
     if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
         raise RegNetExploreError(f"{cfg.pretrained}: no such pretrained checkpoint")
