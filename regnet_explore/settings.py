@@ -70,9 +70,9 @@ class Domain:
         return value
 
     def bad_values(self) -> list[str]:
-        """Texts outside the domain, for the tests: just below and above the bounds, NaN and the infinities, and a
-        fraction for a whole number."""
-        out = ["nan", "inf", "-inf"]
+        """Texts outside the domain, for the tests: just below and above the bounds, NaN, the infinities and a number
+        too large for a float, and a fraction for a whole number."""
+        out = ["nan", "inf", "-inf", "1e400"]
         if self.low is not None:
             out.append(self._text(self.low) if self.low_open else self._text(self.low - 1))
         if self.high is not None:

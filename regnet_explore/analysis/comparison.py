@@ -9,7 +9,7 @@ detected: the shift it finds with 80 % power at the tables' sizes.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ from regnet_explore.analysis import stats
 from regnet_explore.analysis.edf import ks_test, summary
 from regnet_explore.analysis.fit import fit_block_widths, stage_to_block_widths
 from regnet_explore.errors import RegNetExploreError
+from regnet_explore.settings import NON_NEGATIVE, POSITIVE, SEED, Domain, check_fields, within
+
+RESAMPLES = Domain(int, 100)  # permutations, bootstrap resamples, simulated tables: fewer say nothing
 
 REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
 THRESHOLDS = (0.40, 0.45, 0.50)
@@ -31,29 +34,23 @@ class ComparisonSettings:
     ``shift``: the shift whose required models per space are reported (None: the margin); ``cpu``: the CPU kind
     of rows that record none."""
 
-    margin: float = 0.025
-    noise: float | None = None
+    margin: float = field(default=0.025, metadata=within(POSITIVE))
+    noise: float | None = field(default=None, metadata=within(NON_NEGATIVE, optional=True))
     noise_source: str = ""
-    shift: float | None = None
+    shift: float | None = field(default=None, metadata=within(POSITIVE, optional=True))
     level: float = 0.95
     power: float = 0.8
     alpha: float = 0.05
-    permutations: int = 10_000
-    simulations: int = 2000
-    seed: int = 0
+    permutations: int = field(default=10_000, metadata=within(RESAMPLES))
+    simulations: int = field(default=2000, metadata=within(RESAMPLES))
+    seed: int = field(default=0, metadata=within(SEED))
     cpu: str | None = None
 
     def __post_init__(self):
-        if not self.margin > 0:
-            raise RegNetExploreError(f"margin must be a positive error difference, got {self.margin}")
+        check_fields(self)
         for name in ("level", "power", "alpha"):
             if not 0 < getattr(self, name) < 1:
                 raise RegNetExploreError(f"{name} must be in (0, 1), got {getattr(self, name)}")
-        if self.noise is not None and not self.noise >= 0:
-            raise RegNetExploreError(f"noise must be >= 0, got {self.noise}")
-        for name in ("permutations", "simulations"):
-            if getattr(self, name) < 100:
-                raise RegNetExploreError(f"{name} must be at least 100, got {getattr(self, name)}")
 
 
 def cpu_kinds(table: pd.DataFrame, assume: str | None = None) -> pd.Series:

@@ -27,7 +27,7 @@ from regnet_explore.analysis.sweep import (
 from regnet_explore.analysis.sweep.report import describe, report
 from regnet_explore.commands.arguments import int_list
 from regnet_explore.errors import RegNetExploreError, one_line_warnings
-from regnet_explore.settings import COUNT, COUNT_0, NON_NEGATIVE, POSITIVE, SEED
+from regnet_explore.settings import NON_NEGATIVE, POSITIVE, arg
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -147,8 +147,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("space", nargs="+", choices=SPACES,
                    help="design space to sample; several: their sweeps (each in OUT/SPACE) are trained as one "
                         "stream that alternates between the spaces, so each machine trains all in equal numbers")
-    p.add_argument("--samples", type=COUNT.parse, required=True, help="models in the sweep (a larger N extends it)")
-    p.add_argument("--budget", type=COUNT.parse, help="training iterations per model (required without --proxy)")
+    p.add_argument("--samples", type=arg(SweepConfig, "samples"), required=True,
+                   help="models in the sweep (a larger N extends it)")
+    p.add_argument("--budget", type=arg(SweepConfig, "budget"),
+                   help="training iterations per model (required without --proxy)")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="sweep directory (rerun the same command to resume)")
     p.add_argument("--proxy", action="store_true",
                    help="the documented proxy task (docs/sweeps.md): " + ", ".join(f"{k} {v}" for k, v in
@@ -161,8 +163,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="without --data: score on the validation split of a synthetic set of this size instead")
     p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
     p.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
-    p.add_argument("--seed", type=SEED.parse, default=d.seed, help="sampling and training seed")
-    p.add_argument("--workers", type=COUNT.parse, default=d.workers, help="models trained at a time (local processes)")
+    p.add_argument("--seed", type=arg(SweepConfig, "seed"), default=d.seed, help="sampling and training seed")
+    p.add_argument("--workers", type=arg(SweepConfig, "workers"), default=d.workers,
+                   help="models trained at a time (local processes)")
     p.add_argument("--device", nargs="+", help="devices, worker i uses the i-th (round robin), e.g. cuda:0 cuda:1")
     p.add_argument("--shard", type=_shard, default=d.shard, metavar="I/N",
                    help="train only the models whose index is I modulo N (one job of an array)")
@@ -170,39 +173,42 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="local: --workers processes here; ray: one Ray task per model (pip install "
                         "'regnet_explore[cluster]')")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--cpus-per-model", type=COUNT.parse, default=d.cpus_per_model,
+    p.add_argument("--cpus-per-model", type=arg(SweepConfig, "cpus_per_model"), default=d.cpus_per_model,
                    help="Ray: CPUs (torch threads) a model")
-    p.add_argument("--gpus-per-model", type=NON_NEGATIVE.parse, default=d.gpus_per_model,
+    p.add_argument("--gpus-per-model", type=arg(SweepConfig, "gpus_per_model"), default=d.gpus_per_model,
                    help="Ray: GPUs a model (> 0: CUDA)")
-    p.add_argument("--max-retries", type=COUNT_0.parse, default=d.max_retries,
+    p.add_argument("--max-retries", type=arg(SweepConfig, "max_retries"), default=d.max_retries,
                    help="Ray: reruns of a model whose worker died, each resuming its latest.pth")
     p.add_argument("--retry-failed", action="store_true", help="train again the models whose row says failed")
-    p.add_argument("--train-seed", type=SEED.parse,
+    p.add_argument("--train-seed", type=arg(SweepConfig, "train_seed"),
                    help="training seed (default: --seed): the same sampled networks from other initial weights "
                         "and data order")
-    p.add_argument("--init-seed", type=SEED.parse,
+    p.add_argument("--init-seed", type=arg(SweepConfig, "init_seed"),
                    help="initial weights' seed alone (default: the training seed): other initial weights, the same "
                         "data order and augmentation")
-    p.add_argument("--runs", type=COUNT.parse,
+    p.add_argument("--runs", type=arg(SweepConfig, "runs"),
                    help=f"training runs a model (default {d.runs}), with training seeds T*RUNS .. T*RUNS+RUNS-1 "
                         "for training seed T; its error is their mean (--proxy --runs 2: the proxy whose noise "
                         "meets the bar, at twice the cost; docs/sweeps.md)")
-    p.add_argument("--crop", type=POSITIVE.parse, help="train on a cropped square BEV range of this half-extent (m)")
+    p.add_argument("--crop", type=arg(SweepConfig, "crop"),
+                   help="train on a cropped square BEV range of this half-extent (m)")
     p.add_argument("--crop-placement", choices=["center", "random"])
-    p.add_argument("--sweeps", type=COUNT_0.parse, help=f"LiDAR sweeps per sample (default {d.sweeps})")
+    p.add_argument("--sweeps", type=arg(SweepConfig, "sweeps"), help=f"LiDAR sweeps per sample (default {d.sweeps})")
     p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
-    p.add_argument("--neck-channels", type=COUNT.parse, help="FPN output width (the config's: 256)")
+    p.add_argument("--neck-channels", type=arg(SweepConfig, "neck_channels"),
+                   help="FPN output width (the config's: 256)")
     p.add_argument("--encoder-channels", type=int_list,
                    help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
-    p.add_argument("--max-points", type=COUNT.parse, help="points kept per pillar (the config's: 64)")
+    p.add_argument("--max-points", type=arg(SweepConfig, "max_points"),
+                   help="points kept per pillar (the config's: 64)")
     p.add_argument("--pretrained", metavar="FILE",
                    help="ImageNet weights (pycls .pyth or converted) loaded into every backbone "
                                         "where names and shapes match")
-    p.add_argument("--batch-size", type=COUNT.parse,
+    p.add_argument("--batch-size", type=arg(SweepConfig, "batch_size"),
                    help="samples per iteration (default: the config's samples_per_gpu)")
-    p.add_argument("--lr", type=POSITIVE.parse,
+    p.add_argument("--lr", type=arg(SweepConfig, "lr"),
                    help="base learning rate (default: the reference's 1e-3, whatever the batch)")
-    p.add_argument("--warmup-iters", type=COUNT_0.parse,
+    p.add_argument("--warmup-iters", type=arg(SweepConfig, "warmup_iters"),
                    help="linear warm-up iterations (default: a tenth of the budget)")
     p.add_argument("--lr-schedule", choices=["step", "cosine"],
                    help="step: the reference's x0.1 steps (default); cosine: half a cosine to 0, as pycls's sweeps")
@@ -223,16 +229,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the study shipped in the package (regnetx against anynetxa, analysis/results/)")
     p.add_argument("--json", action="store_true", help="every figure as JSON on stdout instead of the text")
     d = ComparisonSettings()
-    p.add_argument("--margin", type=POSITIVE.parse, default=d.margin,
+    p.add_argument("--margin", type=arg(ComparisonSettings, "margin"), default=d.margin,
                    help=f"equivalence margin in error for the two one-sided tests (default {d.margin})")
-    p.add_argument("--noise", type=NON_NEGATIVE.parse,
+    p.add_argument("--noise", type=arg(ComparisonSettings, "noise"),
                    help="one run's noise (std of a model's error across training seeds) for the power simulation "
                         "(default: measured from models run more than once, --shipped: the proxy's seed runs)")
-    p.add_argument("--shift", type=POSITIVE.parse, help="report the models per space that detect this shift (default: "
+    p.add_argument("--shift", type=arg(ComparisonSettings, "shift"),
+                   help="report the models per space that detect this shift (default: "
                                                "the margin)")
     p.add_argument("--cpu", help="the CPU kind of rows that record none")
-    p.add_argument("--permutations", type=COUNT.parse, default=d.permutations, help="of the space labels")
-    p.add_argument("--simulations", type=COUNT.parse, default=d.simulations, help="simulated tables a power estimate")
-    p.add_argument("--seed", type=SEED.parse, default=d.seed,
+    p.add_argument("--permutations", type=arg(ComparisonSettings, "permutations"), default=d.permutations,
+                   help="of the space labels")
+    p.add_argument("--simulations", type=arg(ComparisonSettings, "simulations"), default=d.simulations,
+                   help="simulated tables a power estimate")
+    p.add_argument("--seed", type=arg(ComparisonSettings, "seed"), default=d.seed,
                    help="seed of the permutations, bootstrap and simulations")
     p.set_defaults(func=run_report_command)

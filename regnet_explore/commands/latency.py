@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from regnet_explore.analysis.comparison import RESAMPLES
 from regnet_explore.analysis.latency import (
     PRECISIONS,
     SHIPPED_LATENCY,
@@ -89,6 +90,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", nargs="+", default=[], metavar="FILE", help="latency tables")
     p.add_argument("--shipped", action="store_true", help="the shipped study and its shipped latency tables")
     p.add_argument("--budget", type=POSITIVE.parse, nargs="+", help="latency budgets in ms (default: percentiles)")
-    p.add_argument("--permutations", type=COUNT.parse, default=10_000)
+    p.add_argument("--permutations", type=RESAMPLES.parse, default=10_000)
     p.add_argument("--json", action="store_true", help="every figure as JSON")
     p.set_defaults(func=run_report_command)

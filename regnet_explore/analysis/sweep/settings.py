@@ -7,7 +7,7 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from regnet_explore.analysis.sampling import SPACES, BackboneInput, SampledNet, SampleReport, sample_space
@@ -15,7 +15,16 @@ from regnet_explore.detection.configs import DetectorConfig, FPNNeckConfig, get_
 from regnet_explore.detection.window import crop_config
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import write_json_atomic
-from regnet_explore.settings import check_device
+from regnet_explore.settings import (
+    COUNT,
+    COUNT_0,
+    NON_NEGATIVE,
+    POSITIVE,
+    SEED,
+    check_device,
+    check_fields,
+    within,
+)
 from regnet_explore.synthetic import ensure_synthetic
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
@@ -43,44 +52,52 @@ class SweepConfig:
     is ``1 - metric``. ``shard=(i, n)`` trains the models whose index is i modulo n."""
 
     space: str = "regnetx"
-    samples: int = 32
-    seed: int = 0  # sampling seed, and the training seed unless train_seed is given
-    train_seed: int | None = None  # the same networks trained from other initial weights and data order
-    init_seed: int | None = None  # the same networks from other initial weights alone, on the same data order
-    runs: int = 1  # training runs a model (training seeds t*runs .. t*runs+runs-1), its row their mean
+    samples: int = field(default=32, metadata=within(COUNT))
+    seed: int = field(default=0, metadata=within(SEED))  # sampling seed, and the training seed unless train_seed
+    # the same networks trained from other initial weights and data order
+    train_seed: int | None = field(default=None, metadata=within(SEED, optional=True))
+    # the same networks from other initial weights alone, on the same data order
+    init_seed: int | None = field(default=None, metadata=within(SEED, optional=True))
+    # training runs a model (training seeds t*runs .. t*runs+runs-1), its row their mean
+    runs: int = field(default=1, metadata=within(COUNT))
     detector: str = DEFAULT_DETECTOR
     data: str | None = None  # dataroot; None: a synthetic set of the detector's dataset
     synthetic: tuple[int, int] | None = None  # that set's (scenes, key frames); None: the default mini set
     val_synthetic: tuple[int, int] | None = None  # score on this synthetic set's validation split (None: the same set)
     version: str | None = None
-    budget: int = 400  # training iterations per model
-    batch_size: int | None = None  # None: the detector config's samples_per_gpu
-    lr: float | None = None  # None: the engine's reference lr (1e-3)
+    budget: int = field(default=400, metadata=within(COUNT))  # training iterations per model
+    # None: the detector config's samples_per_gpu
+    batch_size: int | None = field(default=None, metadata=within(COUNT, optional=True))
+    lr: float | None = field(default=None, metadata=within(POSITIVE, optional=True))  # None: the engine's 1e-3
     lr_schedule: str = "step"  # the engine's: 'step' (the reference) or 'cosine' (pycls's sweeps)
-    warmup_iters: int | None = None  # None: a tenth of the budget
-    crop: float | None = None
+    # None: a tenth of the budget
+    warmup_iters: int | None = field(default=None, metadata=within(COUNT_0, optional=True))
+    crop: float | None = field(default=None, metadata=within(POSITIVE, optional=True))
     crop_placement: str = "center"
-    sweeps: int = 10
+    sweeps: int = field(default=10, metadata=within(COUNT_0))
     # the detector around each backbone: a class subset, the FPN width, the pillar encoder's layers and points per
     # pillar (None: the base detector's)
     classes: tuple[str, ...] | None = None
-    neck_channels: int | None = None
+    neck_channels: int | None = field(default=None, metadata=within(COUNT, optional=True))
     encoder_channels: tuple[int, ...] | None = None
-    max_points: int | None = None
+    max_points: int | None = field(default=None, metadata=within(COUNT, optional=True))
     pretrained: str | None = None  # ImageNet weights loaded into every backbone where names and shapes match
     flops: tuple[float, float] | None = None
     params: tuple[float, float] | None = None
-    num_stages: int = 4
+    num_stages: int = field(default=4, metadata=within(COUNT))
     metric: str = "mAP"
     out: str = "sweeps/run"
-    workers: int = 1
+    workers: int = field(default=1, metadata=within(COUNT))
     devices: tuple[str, ...] = ()  # worker i trains on devices[i % len]; empty: cuda if available, else cpu
     shard: tuple[int, int] = (0, 1)
     backend: str = "local"  # 'local' (a process pool of `workers`) or 'ray' (tasks on a Ray cluster)
     address: str | None = None  # Ray: the cluster to join; None: a local Ray instance
-    cpus_per_model: int = 1  # Ray: CPUs each model's task reserves (and its torch threads)
-    gpus_per_model: float = 0  # Ray: GPUs each model's task reserves (> 0: trains on "cuda")
-    max_retries: int = 3  # Ray: reruns of a model whose worker died (preempted, killed), each resuming latest.pth
+    # Ray: CPUs each model's task reserves (and its torch threads)
+    cpus_per_model: int = field(default=1, metadata=within(COUNT))
+    # Ray: GPUs each model's task reserves (> 0: trains on "cuda")
+    gpus_per_model: float = field(default=0, metadata=within(NON_NEGATIVE))
+    # Ray: reruns of a model whose worker died (preempted, killed), each resuming latest.pth
+    max_retries: int = field(default=3, metadata=within(COUNT_0))
     retry_failed: bool = False  # train again the models whose row says status 'failed'
 
 
@@ -90,9 +107,7 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
     base = get_config(cfg.detector)
     if cfg.space not in SPACES:
         raise RegNetExploreError(f"unknown design space {cfg.space!r}: use one of {', '.join(SPACES)}")
-    for name in ("samples", "budget", "workers", "runs"):
-        if not (isinstance(getattr(cfg, name), int) and getattr(cfg, name) >= 1):
-            raise RegNetExploreError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    check_fields(cfg)
     i, n = cfg.shard
     if not 0 <= i < n:
         raise RegNetExploreError(f"shard {i}/{n}: need 0 <= I < N")
