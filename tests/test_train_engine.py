@@ -308,4 +308,4 @@ def test_training_overfits_two_frames_and_finds_their_cars(tmp_path):
 def test_checkpoint_interval_below_zero_is_one_line(nus_root, tmp_path, capsys):
     line = cli_error(capsys, ["train", DETECTOR, "--data", str(nus_root), "--checkpoint-interval", "-1",
                               "--work-dir", str(tmp_path / "run"), *TINY])
-    assert "checkpoint_interval must be a whole number >= 0, got -1" in line
+    assert "argument --checkpoint-interval: '-1' is not a whole number >= 0" in line
