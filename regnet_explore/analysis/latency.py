@@ -21,7 +21,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from regnet_explore.io import jsonl_appender
 from regnet_explore.machine import device_name, machine_fields
 from regnet_explore.regnet.complexity import Complexity
 from regnet_explore.regnet.design import RegNetStages
+from regnet_explore.settings import COUNT, COUNT_0, check_fields, within
 
 PRECISIONS = {"cpu": ("fp32", "bf16"), "cuda": ("fp32", "fp16", "bf16")}
 REFERENCE_SWEEPS = 10  # the reference configs' LoadPointsFromMultiSweeps
@@ -53,11 +54,12 @@ class LatencyConfig:
     precisions: tuple[str, ...] = ("fp32", "bf16")
     device: str = "cpu"
     detector: str = DEFAULT_DETECTOR
-    warmup: int = 2
-    frames: int = 7
+    warmup: int = field(default=2, metadata=within(COUNT_0))
+    frames: int = field(default=7, metadata=within(COUNT))
     points: str | None = None  # a (N, >=4) float32 .npy or nuScenes .bin cloud; None: reference_cloud()
     compile: bool = False
-    limit: int | None = None  # the first N models of each sweep (by index)
+    # the first N models of each sweep (by index)
+    limit: int | None = field(default=None, metadata=within(COUNT, optional=True))
 
 
 def device_slug(device: str) -> str:
@@ -166,8 +168,7 @@ def check(cfg: LatencyConfig) -> None:
                                  f"{', '.join(allowed)}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RegNetExploreError(f"device {cfg.device}: CUDA is not available here")
-    if cfg.warmup < 0 or cfg.frames < 1:
-        raise RegNetExploreError(f"warmup must be >= 0 and frames >= 1, got {cfg.warmup} and {cfg.frames}")
+    check_fields(cfg)
     for sweep in cfg.sweeps:
         if not any(Path(sweep).glob("results*.jsonl")):
             raise RegNetExploreError(f"{sweep}: no sweep results table (results*.jsonl) there")

@@ -19,7 +19,7 @@ from regnet_explore.analysis.latency_analysis import analyse, format_analysis
 from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
 from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, load_results
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.settings import COUNT, COUNT_0, POSITIVE
+from regnet_explore.settings import POSITIVE, arg
 
 
 def _sweeps(args: argparse.Namespace) -> list[Path]:
@@ -76,13 +76,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"per device: {'; '.join(f'{d}: {chr(32).join(v)}' for d, v in PRECISIONS.items())}")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--config", default=DEFAULT_DETECTOR, help="the base detector each backbone goes into")
-    p.add_argument("--warmup", type=COUNT_0.parse, default=LatencyConfig.warmup, help="untimed frames first")
-    p.add_argument("--frames", type=COUNT.parse, default=LatencyConfig.frames, help="timed frames (the median is kept)")
+    p.add_argument("--warmup", type=arg(LatencyConfig, "warmup"), default=LatencyConfig.warmup,
+                   help="untimed frames first")
+    p.add_argument("--frames", type=arg(LatencyConfig, "frames"), default=LatencyConfig.frames,
+                   help="timed frames (the median is kept)")
     p.add_argument("--points", metavar="FILE",
                    help="the frame to time (.npy (N, C) or .bin of float32 rows of 5); default: the "
                                     "densest mini_val frame of the synthetic set, 10 sweeps")
     p.add_argument("--compile", action="store_true", help="the dense part under torch.compile (seconds a model)")
-    p.add_argument("--limit", type=COUNT.parse, help="time the first N models of each sweep only")
+    p.add_argument("--limit", type=arg(LatencyConfig, "limit"), help="time the first N models of each sweep only")
     p.set_defaults(func=run_latency_command)
     p = sub.add_parser("latency-report", help="latency against complexity and error: correlations, Pareto "
                                               "front, best model under latency budgets")
