@@ -82,7 +82,6 @@ class Domain:
         return out
 
 
-WHOLE = Domain(int)
 COUNT = Domain(int, 1)  # at least one: epochs, frames, samples, batch sizes
 COUNT_0 = Domain(int, 0)  # zero allowed: warm-up iterations, workers, intervals meaning "never"
 SEED = Domain(int, 0, 2**32 - 1)  # numpy's and torch's seeds
@@ -121,5 +120,5 @@ def check_device(name: str, what: str = "device") -> torch.device:
     return device
 
 
-__all__ = ["COUNT", "COUNT_0", "NON_NEGATIVE", "POSITIVE", "PROBABILITY", "SEED", "WHOLE", "Domain", "arg",
+__all__ = ["COUNT", "COUNT_0", "NON_NEGATIVE", "POSITIVE", "PROBABILITY", "SEED", "Domain", "arg",
            "check_device", "check_fields", "within"]

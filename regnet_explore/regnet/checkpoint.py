@@ -27,7 +27,6 @@ import torch
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.io import load_checkpoint
 
-KINDS = ("pycls", "backbone", "detector", "other")
 PYCLS_ANCHOR = "stem.conv.weight"
 BACKBONE_ANCHOR = "layer1.0.conv1.weight"
 
@@ -93,4 +92,4 @@ def read_checkpoint(path: str | os.PathLike, use_ema: bool = False,
     return parse_checkpoint(load_checkpoint(path, map_location=map_location), path, use_ema)
 
 
-__all__ = ["KINDS", "Checkpoint", "parse_checkpoint", "read_checkpoint"]
+__all__ = ["Checkpoint", "parse_checkpoint", "read_checkpoint"]

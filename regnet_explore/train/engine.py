@@ -351,6 +351,7 @@ class Run:
     base_lr: float
     on_log: Callable[[dict], None] | None = None
     history: list[dict] = field(default_factory=list)
+    val_data: DetectionData | None = None  # opened at the first evaluation, kept for the next
     start_epoch: int = 0
     iteration: int = 0
 
@@ -514,9 +515,10 @@ def save_epoch(run: Run, epoch: int) -> None:
 def evaluate_epoch(run: Run, epoch: int) -> None:
     """The official metric on the validation split, logged as a ``val`` record. A model trained on a centred crop
     is scored on the objects inside it, one trained on windows on the whole range."""
-    val_data = open_dataset(run.cfg.dataset, run.root, run.version, run.val_split, sweeps=run.tc.sweeps)
+    if run.val_data is None:
+        run.val_data = open_dataset(run.cfg.dataset, run.root, run.version, run.val_split, sweeps=run.tc.sweeps)
     inference = copy.deepcopy(run.step.model).fuse()  # the training model keeps its BatchNorm
-    metrics = evaluate_model(inference, val_data, run.work_dir / f"eval_epoch_{epoch + 1}",
+    metrics = evaluate_model(inference, run.val_data, run.work_dir / f"eval_epoch_{epoch + 1}",
                              class_range=None if run.windows else run.tc.crop)
     run.emit({"mode": "val", "epoch": epoch + 1, "iter": run.iteration, **flat_metrics(metrics)})
 
