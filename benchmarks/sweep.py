@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from regnet_explore.analysis.sweep import PROXY, SweepConfig, run_sweep
+from regnet_explore.analysis.sweep import PROXY, SweepConfig, recipe, run_sweep
 from regnet_explore.runtime import tune_allocator
 
 
@@ -62,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.proxy:
         settings = {**PROXY, "data": args.data, "synthetic": None if args.data else PROXY["synthetic"]}
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.samples} {args.space} models "
-              f"of the --proxy task ({PROXY['budget']} iterations of batch {PROXY['batch_size']})")
+              f"of the --proxy task ({PROXY['budget']} iterations of batch {PROXY['train'].batch_size})")
     else:
-        settings = dict(budget=args.budget, batch_size=args.batch_size, crop=args.crop, sweeps=args.sweeps,
-                        flops=(0.0, args.flops_max * 1e9), data=args.data)
+        settings = dict(budget=args.budget, flops=(0.0, args.flops_max * 1e9), data=args.data,
+                        train=recipe(args.budget, batch_size=args.batch_size, crop=args.crop, sweeps=args.sweeps))
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, python {sys.version.split()[0]}; "
               f"{args.samples} {args.space} models x {args.budget} iterations of batch {args.batch_size}, "
               f"crop {args.crop:g} m, backbone <= {args.flops_max:g} GFLOPs")

@@ -17,6 +17,7 @@ import torch
 
 from regnet_explore.detection.anchors import AnchorConfig
 from regnet_explore.regnet.zoo import zoo_params
+from regnet_explore.train.engine import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -41,7 +42,9 @@ NOTEBOOK_TEST_PARAMETERS = {
 # A sweep of tiny models: a 16 m x 16 m crop (64 x 64 cells), one sweep, backbones under 0.15 GFLOPs there: about
 # 3 s a model; budget 4 = 2 epochs of 2 iterations on the small set's 6 training frames, so a model has a latest.pth
 # halfway. conftest's ``tiny_sweep`` holds 3 such models trained.
-TINY_SWEEP = dict(space="regnetx", budget=4, crop=8.0, sweeps=1, batch_size=2, flops=(0.0, 0.15e9))
+# the recipe as `sweep --budget 4 --crop 8 --sweeps 1 --batch-size 2` makes it (warm-up: a tenth of the budget, >= 1)
+TINY_SWEEP = dict(space="regnetx", budget=4, flops=(0.0, 0.15e9),
+                  train=TrainConfig(crop=8.0, sweeps=1, batch_size=2, warmup_iters=1))
 
 
 def tiny_sweep_args(data: Path, out: Path, samples: int, budget: int = 4, batch: int = 2) -> list[str]:

@@ -3,6 +3,7 @@ settings, shards, and 2 workers equal to 1."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from regnet_explore.analysis.sweep import (
     iteration_plan,
     load_results,
     normalize,
+    read_settings,
     run_sweep,
 )
 from regnet_explore.analysis.sweep import model as sweep_model
@@ -41,7 +43,7 @@ from regnet_explore.errors import RegNetExploreError
 from regnet_explore.evaluation.predict import evaluate_model, flat_metrics
 from regnet_explore.machine import cpu_kind
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainingSet
+from regnet_explore.train.engine import TrainConfig, TrainingSet
 
 from .helpers import TINY_SWEEP, cli_error, free_port, tiny_sweep_args
 
@@ -199,6 +201,28 @@ def test_a_model_of_two_runs_is_the_mean_of_the_one_run_sweeps_of_its_seeds(tiny
     assert "runs 1 there, 2 now" in cli_error(capsys, [*tiny_sweep_args(nus_root, old, 3), "--runs", "2"])
 
 
+def test_a_sweep_json_of_the_flat_layout_is_read_and_pinned_as_its_recipe(tiny_sweep, nus_root, tmp_path, capsys):
+    # before the recipe was a TrainConfig, sweep.json held its fields at the top level, warm-up null for a tenth of
+    # the budget; such a directory continues with the same recipe and refuses another
+    old = _copy(tiny_sweep, tmp_path / "flat")
+    pinned = json.loads((old / "sweep.json").read_text())
+    recipe = pinned.pop("train")
+    flat = {k: recipe[k] for k in ("batch_size", "lr", "lr_schedule", "crop", "crop_placement", "sweeps", "pretrained")}
+    (old / "sweep.json").write_text(json.dumps({**pinned, **flat, "warmup_iters": None}))
+    assert read_settings(old) == read_settings(tiny_sweep)
+    assert run_sweep(SweepConfig(**TINY_SWEEP, samples=3, data=str(nus_root), out=str(old))).attrs["trained"] == 0
+    assert "train.lr None there, 0.01 now" in cli_error(capsys, [*tiny_sweep_args(nus_root, old, 3), "--lr", "0.01"])
+    assert "train.warmup_iters 1 there, 3 now" in cli_error(capsys, [*tiny_sweep_args(nus_root, old, 3),
+                                                                     "--warmup-iters", "3"])
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 3), ("work_dir", "elsewhere"), ("seed", 5), ("device", "cpu"),
+                                          ("data", "/d")])
+def test_the_recipe_may_not_set_what_the_sweep_sets_for_each_model(field, value):
+    with pytest.raises(RegNetExploreError, match=f"train.{field}: the sweep sets it for each model"):
+        normalize(SweepConfig(**{**TINY_SWEEP, "train": TrainConfig(**{field: value})}))
+
+
 def test_report_summarises_the_table(tiny_sweep, capsys):
     assert main(["sweep-report", str(tiny_sweep)]) == 0
     text = capsys.readouterr().out
@@ -262,8 +286,8 @@ def test_proxy_preset_fills_what_the_command_leaves_unset():
     for key, value in PROXY.items():
         assert getattr(cfg, key) == value, key
     cfg = parse("--proxy", "--budget", "8", "--crop", "8", "--flops-max", "0.15", "--data", "/d")
-    assert (cfg.budget, cfg.crop, cfg.flops, cfg.data, cfg.synthetic) == (8, 8.0, (0.0, 0.15e9), "/d", None)
-    assert cfg.classes == ("car",) and cfg.batch_size == 1
+    assert (cfg.budget, cfg.train.crop, cfg.flops, cfg.data, cfg.synthetic) == (8, 8.0, (0.0, 0.15e9), "/d", None)
+    assert cfg.classes == ("car",) and cfg.train == dataclasses.replace(PROXY["train"], crop=8.0)
     with pytest.raises(Exception, match="--budget is required"):
         parse()
 
@@ -271,7 +295,7 @@ def test_proxy_preset_fills_what_the_command_leaves_unset():
 def test_complexity_probe_is_the_backbone_input_on_the_training_grid():
     cfg = SweepConfig(**PROXY)
     probe = complexity_probe(cfg)
-    assert probe == BackboneInput.of_detector(crop_config(get_config(cfg.detector), PROXY["crop"]))
+    assert probe == BackboneInput.of_detector(crop_config(get_config(cfg.detector), 16.0))
     assert (probe.height, probe.width, probe.in_channels, probe.stem_channels) == (128, 128, 64, 64)
     assert (probe.stem, probe.strides, probe.num_classes) == (False, (1, 2, 2, 2), 0)
 
@@ -320,7 +344,7 @@ def test_val_synthetic_scores_on_the_other_sets_validation_split(tmp_path):
     model = PointPillars.from_config(sweep_model.training_geometry(cfg, det),
                                      tmp_path / "val" / "models" / "regnetx-0" / "latest.pth")
     val = open_dataset("nuscenes", scoring, None, "mini_val", sweeps=1)
-    expected = flat_metrics(evaluate_model(model, val, tmp_path / "eval", class_range=cfg.crop))
+    expected = flat_metrics(evaluate_model(model, val, tmp_path / "eval", class_range=cfg.train.crop))
     assert row["mAP"] == pytest.approx(expected["mAP"], abs=1e-9)
     with pytest.raises(RegNetExploreError, match="not both"):
         normalize(SweepConfig(**TINY_SWEEP, data="/d", val_synthetic=(4, 3)))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from regnet_explore.analysis.comparison import ComparisonSettings
-from regnet_explore.analysis.sweep import load_results
+from regnet_explore.analysis.sweep import SweepConfig, load_results, read_settings
 from regnet_explore.errors import RegNetExploreError
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -39,10 +39,10 @@ def shipped_results(name: str, failed: bool = False) -> pd.DataFrame:
     return load_results(RESULTS_DIR / name, failed=failed)
 
 
-def shipped_settings(name: str) -> dict:
+def shipped_settings(name: str) -> SweepConfig:
     """The settings (``sweep.json``) a shipped sweep was run with."""
     shipped_results(name)  # checks the name
-    return json.loads((RESULTS_DIR / name / "sweep.json").read_text())
+    return read_settings(RESULTS_DIR / name)
 
 
 def shipped_quality() -> dict:

@@ -22,10 +22,11 @@ from regnet_explore.analysis.sweep import (
     SweepConfig,
     finished,
     load_results,
+    recipe,
     run_sweeps,
 )
 from regnet_explore.analysis.sweep.report import describe, report
-from regnet_explore.commands.arguments import int_list
+from regnet_explore.commands.arguments import RECIPE_OPTIONS, add_recipe_arguments, int_list
 from regnet_explore.errors import RegNetExploreError, one_line_warnings
 from regnet_explore.settings import NON_NEGATIVE, POSITIVE, arg
 
@@ -71,31 +72,25 @@ def _sweep_configs(args: argparse.Namespace) -> list[SweepConfig]:
 
 
 def _sweep_config(args: argparse.Namespace) -> SweepConfig:
-    """The settings the spaces share."""
-    given = dict( samples=args.samples, seed=args.seed, train_seed=args.train_seed,
-                 init_seed=args.init_seed, runs=args.runs,
-                 detector=args.config, data=args.data, version=args.version, budget=args.budget,
-                 batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                 warmup_iters=args.warmup_iters, crop=args.crop,
-                 crop_placement=args.crop_placement, sweeps=args.sweeps, classes=args.classes,
-                 neck_channels=args.neck_channels, encoder_channels=args.encoder_channels,
-                 max_points=args.max_points, pretrained=args.pretrained,
-                 flops=_window(args.flops_min, args.flops_max, 1e9),
+    """The settings the spaces share; with ``--proxy`` the preset's values (its recipe's too) fill what the command
+    leaves unset."""
+    given = dict(samples=args.samples, seed=args.seed, train_seed=args.train_seed, init_seed=args.init_seed,
+                 runs=args.runs, detector=args.config, data=args.data, version=args.version, budget=args.budget,
+                 classes=args.classes, neck_channels=args.neck_channels, encoder_channels=args.encoder_channels,
+                 max_points=args.max_points, flops=_window(args.flops_min, args.flops_max, 1e9),
                  params=_window(args.params_min, args.params_max, 1e6), metric=args.metric, out=args.out,
                  workers=args.workers, devices=tuple(args.device or ()), shard=args.shard, backend=args.backend,
                  address=args.address, cpus_per_model=args.cpus_per_model, gpus_per_model=args.gpus_per_model,
-                 max_retries=args.max_retries, retry_failed=args.retry_failed)
-    if args.synthetic is not None:
-        given["synthetic"] = args.synthetic
-    if args.val_synthetic is not None:
-        given["val_synthetic"] = args.val_synthetic
+                 max_retries=args.max_retries, retry_failed=args.retry_failed, synthetic=args.synthetic,
+                 val_synthetic=args.val_synthetic)
     given = {k: v for k, v in given.items() if v is not None}
+    training = {name: getattr(args, name) for name in RECIPE_OPTIONS if getattr(args, name) is not None}
     if args.proxy:
         preset = {k: v for k, v in PROXY.items() if not (k in ("synthetic", "val_synthetic") and "data" in given)}
-        given = {**preset, **given}
-    elif args.budget is None:
+        return SweepConfig(**{**preset, **given, "train": dataclasses.replace(PROXY["train"], **training)})
+    if args.budget is None:
         raise RegNetExploreError("--budget is required (or --proxy, which sets it)")
-    return SweepConfig(**given)
+    return SweepConfig(**given, train=recipe(args.budget, **training))
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -190,10 +185,6 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"training runs a model (default {d.runs}), with training seeds T*RUNS .. T*RUNS+RUNS-1 "
                         "for training seed T; its error is their mean (--proxy --runs 2: the proxy whose noise "
                         "meets the bar, at twice the cost; docs/sweeps.md)")
-    p.add_argument("--crop", type=arg(SweepConfig, "crop"),
-                   help="train on a cropped square BEV range of this half-extent (m)")
-    p.add_argument("--crop-placement", choices=["center", "random"])
-    p.add_argument("--sweeps", type=arg(SweepConfig, "sweeps"), help=f"LiDAR sweeps per sample (default {d.sweeps})")
     p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
     p.add_argument("--neck-channels", type=arg(SweepConfig, "neck_channels"),
                    help="FPN output width (the config's: 256)")
@@ -201,22 +192,12 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
     p.add_argument("--max-points", type=arg(SweepConfig, "max_points"),
                    help="points kept per pillar (the config's: 64)")
-    p.add_argument("--pretrained", metavar="FILE",
-                   help="ImageNet weights (pycls .pyth or converted) loaded into every backbone "
-                                        "where names and shapes match")
-    p.add_argument("--batch-size", type=arg(SweepConfig, "batch_size"),
-                   help="samples per iteration (default: the config's samples_per_gpu)")
-    p.add_argument("--lr", type=arg(SweepConfig, "lr"),
-                   help="base learning rate (default: the reference's 1e-3, whatever the batch)")
-    p.add_argument("--warmup-iters", type=arg(SweepConfig, "warmup_iters"),
-                   help="linear warm-up iterations (default: a tenth of the budget)")
-    p.add_argument("--lr-schedule", choices=["step", "cosine"],
-                   help="step: the reference's x0.1 steps (default); cosine: half a cosine to 0, as pycls's sweeps")
     p.add_argument("--flops-min", type=NON_NEGATIVE.parse,
                    help="GFLOPs (multiply-adds) of the backbone on the training grid")
     p.add_argument("--flops-max", type=POSITIVE.parse)
     p.add_argument("--params-min", type=NON_NEGATIVE.parse, help="millions of backbone parameters")
     p.add_argument("--params-max", type=POSITIVE.parse)
+    add_recipe_arguments(p, None, "a tenth of the budget; --proxy: 50")
     p.add_argument("--metric", help=f"error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class> (default {d.metric})")
     p.set_defaults(func=run_sweep_command)
 

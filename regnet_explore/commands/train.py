@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from regnet_explore.commands.arguments import add_recipe_arguments
 from regnet_explore.settings import NON_NEGATIVE, arg
 from regnet_explore.train.engine import TrainConfig, train
 
@@ -15,34 +16,18 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="dataroot (default: the synthetic mini set of the config's dataset)")
     p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
     p.add_argument("--epochs", type=arg(TrainConfig, "epochs"), default=d.epochs)
-    p.add_argument("--batch-size", type=arg(TrainConfig, "batch_size"),
-                   help="samples per process (default: the config's samples_per_gpu)")
-    p.add_argument("--lr", type=arg(TrainConfig, "lr"),
-                   help="base learning rate (default: the reference's 1e-3, whatever the batch)")
+    add_recipe_arguments(p, d, f"{d.warmup_iters}")
     p.add_argument("--auto-scale-lr", action="store_true",
                    help="scale the lr linearly by the total batch (processes x batch) over 32, as mmdetection3d's "
                         "auto_scale_lr")
-    p.add_argument("--warmup-iters", type=arg(TrainConfig, "warmup_iters"), default=d.warmup_iters)
-    p.add_argument("--lr-schedule", choices=["step", "cosine"], default=d.lr_schedule,
-                   help="step: x0.1 at 20/24 and 23/24 of the epochs (the reference); cosine: half a cosine to 0")
     p.add_argument("--work-dir", default=d.work_dir, metavar="OUT_DIR", help="where the checkpoints and the log go")
     p.add_argument("--resume", action="store_true", help="continue from WORK_DIR/latest.pth")
     p.add_argument("--load-from", metavar="FILE",
                    help="initial weights: every tensor of this checkpoint whose name and shape match")
-    p.add_argument("--pretrained", metavar="FILE",
-                   help="ImageNet backbone weights, as the reference starts RegNet configs: a pycls "
-                                        "checkpoint (.pyth) or its `regnet-explore convert` output; the log lists "
-                                        "what loaded and what was skipped")
     p.add_argument("--seed", type=arg(TrainConfig, "seed"), default=d.seed,
                    help="data order, augmentation and windows, and the initial weights unless --init-seed")
     p.add_argument("--init-seed", type=arg(TrainConfig, "init_seed"),
                    help="the initial weights' seed alone (default: --seed)")
-    p.add_argument("--crop", type=arg(TrainConfig, "crop"),
-                   help="train on a cropped square BEV range of this half-extent (m)")
-    p.add_argument("--crop-placement", choices=["center", "random", "objects"], default=d.crop_placement,
-                   help="center: one crop around the ego, scored inside it; random: a window anywhere in the full "
-                        "range per batch, scored on the full range; objects: as random, each window around a "
-                        "ground-truth box of the batch")
     p.add_argument("--translation-std", type=NON_NEGATIVE.parse, nargs=3, default=d.translation_std,
                    metavar=("X", "Y", "Z"),
                    help="std (m) of a normal shift of each training cloud and its boxes (mmdet3d's GlobalRotScaleTrans "
@@ -61,7 +46,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
     p.add_argument("--log-interval", type=arg(TrainConfig, "log_interval"), default=d.log_interval,
                    help="iterations between log records")
-    p.add_argument("--sweeps", type=arg(TrainConfig, "sweeps"), default=d.sweeps)
     p.add_argument("--workers", type=arg(TrainConfig, "workers"), default=d.workers)
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--amp", choices=["none", "fp16", "bf16"], default="none", help="mixed precision on CUDA")

@@ -23,6 +23,7 @@ from regnet_explore.analysis.sweep.runner import RUNNER_FIELDS, interleave, pend
 from regnet_explore.analysis.sweep.settings import (
     BACKENDS,
     DEFAULT_DETECTOR,
+    PER_MODEL,
     PROXY,
     RESULT_FIELDS,
     SweepConfig,
@@ -31,6 +32,8 @@ from regnet_explore.analysis.sweep.settings import (
     data_root,
     iteration_plan,
     normalize,
+    read_settings,
+    recipe,
     sample_models,
     sweep_detector,
     val_root,
@@ -45,7 +48,8 @@ from regnet_explore.analysis.sweep.table import (
     warn_mixed_devices,
 )
 
-__all__ = ["BACKENDS", "DEFAULT_DETECTOR", "PROXY", "RESULT_FIELDS", "RUNNER_FIELDS", "MixedCPUWarning", "SweepConfig",
-           "base_detector", "complexity_probe", "data_root", "finished", "interleave", "iteration_plan", "load_results",
-           "model_dir", "normalize", "pending", "run_seeds", "read_rows", "results_path", "results_writer", "run_sweep",
-           "run_sweeps", "sample_models", "sweep_detector", "train_one", "val_root", "warn_mixed_devices"]
+__all__ = ["BACKENDS", "DEFAULT_DETECTOR", "PER_MODEL", "PROXY", "RESULT_FIELDS", "RUNNER_FIELDS", "MixedCPUWarning",
+           "SweepConfig", "base_detector", "complexity_probe", "data_root", "finished", "interleave",
+           "iteration_plan", "load_results", "model_dir", "normalize", "pending", "read_settings", "recipe",
+           "run_seeds", "read_rows", "results_path", "results_writer", "run_sweep", "run_sweeps", "sample_models",
+           "sweep_detector", "train_one", "val_root", "warn_mixed_devices"]

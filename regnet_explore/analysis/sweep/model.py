@@ -31,7 +31,7 @@ from regnet_explore.io import write_json_atomic
 from regnet_explore.machine import machine_fields
 from regnet_explore.regnet.checkpoint import read_checkpoint
 from regnet_explore.train.curves import read_log
-from regnet_explore.train.engine import TrainConfig, default_splits, train
+from regnet_explore.train.engine import default_splits, train
 
 
 def model_dir(cfg: SweepConfig, sample: SampledNet) -> Path:
@@ -119,18 +119,16 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
                          init_seed: int | None) -> dict | None:
     det = sweep_detector(cfg, sample)
     root = data_root(cfg)
-    batch = cfg.batch_size or det.samples_per_gpu
-    tc = TrainConfig(detector=det, data=root, version=cfg.version, work_dir=str(work), batch_size=batch, lr=cfg.lr,
-                     warmup_iters=cfg.warmup_iters or max(1, cfg.budget // 10), lr_schedule=cfg.lr_schedule,
-                     seed=seed, init_seed=init_seed,
-                     crop=cfg.crop, crop_placement=cfg.crop_placement, sweeps=cfg.sweeps, evaluate=False, resume=True,
-                     checkpoint_interval=0,
-                     progress=False, device=device, pretrained=cfg.pretrained)
+    recipe = cfg.train
+    batch = recipe.batch_size or det.samples_per_gpu
+    tc = dataclasses.replace(recipe, detector=det, data=root, version=cfg.version, work_dir=str(work),
+                             batch_size=batch, seed=seed, init_seed=init_seed, evaluate=False, resume=True,
+                             checkpoint_interval=0, progress=False, device=device)
     train_split, val_split = default_splits(det, tc, root, cfg.version)
     scoring = val_root(cfg)
     if scoring != root:  # another synthetic set: its own version folder and split names
         _, val_split = default_splits(det, tc, scoring, None)
-    n_train = len(open_dataset(det.dataset, root, cfg.version, train_split, sweeps=cfg.sweeps))
+    n_train = len(open_dataset(det.dataset, root, cfg.version, train_split, sweeps=recipe.sweeps))
     global_batch = batch * int(os.environ.get("WORLD_SIZE", "1"))  # under torchrun: a batch per process
     epochs, per_epoch = iteration_plan(cfg.budget, n_train, global_batch)
     tc = dataclasses.replace(tc, epochs=epochs, max_iters_per_epoch=per_epoch)
@@ -142,10 +140,10 @@ def _train_and_score_run(cfg: SweepConfig, sample: SampledNet, device: str, work
         return None
     iterations = _checkpoint_iter(result.checkpoint)
     # scored as the engine scores: a centred crop on the objects inside it, random windows on the full range
-    centred = cfg.crop is not None and cfg.crop_placement == "center"
+    centred = recipe.crop is not None and recipe.crop_placement == "center"
     model = PointPillars.from_config(training_geometry(cfg, det) if centred else det, result.checkpoint, device)
-    val = open_dataset(det.dataset, scoring, cfg.version if scoring == root else None, val_split, sweeps=cfg.sweeps)
-    scored = evaluate_model(model, val, work / "eval", class_range=cfg.crop if centred else None)
+    val = open_dataset(det.dataset, scoring, cfg.version if scoring == root else None, val_split, sweeps=recipe.sweeps)
+    scored = evaluate_model(model, val, work / "eval", class_range=recipe.crop if centred else None)
     metrics = flat_metrics(scored)
     if cfg.classes is not None:  # the devkit scores every class; the others were not trained
         metrics = {k: v for k, v in metrics.items() if not k.startswith("AP_") or k[3:] in cfg.classes}

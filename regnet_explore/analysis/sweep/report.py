@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from regnet_explore.analysis.comparison import REGNET_PARAMS
+from regnet_explore.analysis.sweep.settings import read_settings
 from regnet_explore.analysis.sweep.table import load_results
 
 
@@ -34,12 +34,11 @@ def report(out: str | Path) -> str:
     everything = load_results(out, failed=True)
     ok = everything["status"].fillna("ok") == "ok" if "status" in everything else pd.Series(True, everything.index)
     table, failed = everything[ok], everything[~ok]
-    settings = out / "sweep.json"
     lines = []
-    if settings.exists():
-        s = json.loads(settings.read_text())
-        lines.append(f"{out}: {s['space']} sweep, seed {s['seed']}, {s['budget']} iterations per model, "
-                     f"error = 1 - {s['metric']}, detector {s['detector']}")
+    if (out / "sweep.json").exists():
+        s = read_settings(out)
+        lines.append(f"{out}: {s.space} sweep, seed {s.seed}, {s.budget} iterations per model, "
+                     f"error = 1 - {s.metric}, detector {s.detector}")
     if not len(table):
         lines.append("no finished models yet")
     else:

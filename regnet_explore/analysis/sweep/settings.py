@@ -19,37 +19,54 @@ from regnet_explore.settings import (
     COUNT,
     COUNT_0,
     NON_NEGATIVE,
-    POSITIVE,
     SEED,
     check_device,
     check_fields,
     within,
 )
 from regnet_explore.synthetic import ensure_synthetic
+from regnet_explore.train.engine import TrainConfig
 
 DEFAULT_DETECTOR = "hv_pointpillars_regnet-400mf_fpn_sbn-all_4x8_2x_nus-3d"
-# SweepConfig fields that change a model's row; a sweep directory refuses to continue with others
+# TrainConfig fields the sweep sets for each model (from its own settings, the sampled backbone and the budget)
+PER_MODEL = ("detector", "data", "version", "work_dir", "seed", "init_seed", "epochs", "max_iters_per_epoch",
+             "evaluate", "resume", "checkpoint_interval", "progress", "device")
+# SweepConfig fields, and TrainConfig fields of its recipe, that change a model's row; a sweep directory refuses to
+# continue with others
 RESULT_FIELDS = ("space", "seed", "train_seed", "init_seed", "runs", "detector", "data", "synthetic", "val_synthetic",
-                 "version", "budget", "batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement",
-                 "sweeps", "classes", "neck_channels", "encoder_channels", "max_points", "pretrained", "flops",
-                 "params", "num_stages", "metric")
+                 "version", "budget", "classes", "neck_channels", "encoder_channels", "max_points", "flops", "params",
+                 "num_stages", "metric")
+RECIPE_RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                             if f.name not in (*PER_MODEL, "log_interval", "workers"))
+# the recipe fields that sweep.json held at the top level before the recipe was a TrainConfig of its own
+_FLAT_RECIPE = ("batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps", "pretrained")
 BACKENDS = ("local", "ray")
+
+
+def recipe(budget: int, **given) -> TrainConfig:
+    """The training recipe of a sweep of ``budget`` iterations a model: ``given`` TrainConfig fields, warm-up a tenth
+    of the budget unless given."""
+    return TrainConfig(**{"warmup_iters": max(1, budget // 10), **given})
+
+
 # The proxy task (``regnet-explore sweep --proxy``; each choice and its measurements: docs/sweeps.md): car detection
 # in a +-16 m window (128 x 128 pillars) of one LiDAR sweep; trained on the 512 training key frames of a synthetic
 # nuScenes set of 160 scenes, scored on the 512 validation key frames of one of 640 scenes; a 64-wide FPN and a
 # one-layer pillar encoder with 20 points per pillar; batch 1, 512 iterations (one epoch), lr 2e-3 after 50 warm-up
 # iterations, cosine to 0; backbones of 0.2-0.8 GFLOPs on that grid; error = 1 - nuScenes AP of cars
 # (DetectionEval, within the window).
-PROXY: dict = dict(synthetic=(160, 4), val_synthetic=(640, 4), crop=16.0, sweeps=1, classes=("car",),
-                   neck_channels=64, encoder_channels=(64,), max_points=20, batch_size=1, budget=512, lr=2e-3,
-                   lr_schedule="cosine", warmup_iters=50, flops=(0.2e9, 0.8e9), metric="AP_car")
+PROXY: dict = dict(synthetic=(160, 4), val_synthetic=(640, 4), classes=("car",), neck_channels=64,
+                   encoder_channels=(64,), max_points=20, budget=512, flops=(0.2e9, 0.8e9), metric="AP_car",
+                   train=TrainConfig(crop=16.0, sweeps=1, batch_size=1, lr=2e-3, lr_schedule="cosine",
+                                     warmup_iters=50))
 
 
 @dataclass
 class SweepConfig:
     """One sweep. ``flops`` / ``params``: (low, high) windows of the backbone's complexity (multiply-adds and
     parameters, pycls rules) on the training BEV grid. ``metric``: ``mAP``, ``NDS`` or ``AP_<class>``; the error
-    is ``1 - metric``. ``shard=(i, n)`` trains the models whose index is i modulo n."""
+    is ``1 - metric``. ``train``: the recipe every model is trained with (None: :func:`recipe` of the budget); the
+    sweep sets its :data:`PER_MODEL` fields. ``shard=(i, n)`` trains the models whose index is i modulo n."""
 
     space: str = "regnetx"
     samples: int = field(default=32, metadata=within(COUNT))
@@ -66,22 +83,13 @@ class SweepConfig:
     val_synthetic: tuple[int, int] | None = None  # score on this synthetic set's validation split (None: the same set)
     version: str | None = None
     budget: int = field(default=400, metadata=within(COUNT))  # training iterations per model
-    # None: the detector config's samples_per_gpu
-    batch_size: int | None = field(default=None, metadata=within(COUNT, optional=True))
-    lr: float | None = field(default=None, metadata=within(POSITIVE, optional=True))  # None: the engine's 1e-3
-    lr_schedule: str = "step"  # the engine's: 'step' (the reference) or 'cosine' (pycls's sweeps)
-    # None: a tenth of the budget
-    warmup_iters: int | None = field(default=None, metadata=within(COUNT_0, optional=True))
-    crop: float | None = field(default=None, metadata=within(POSITIVE, optional=True))
-    crop_placement: str = "center"
-    sweeps: int = field(default=10, metadata=within(COUNT_0))
+    train: TrainConfig | None = None  # None: recipe(budget)
     # the detector around each backbone: a class subset, the FPN width, the pillar encoder's layers and points per
     # pillar (None: the base detector's)
     classes: tuple[str, ...] | None = None
     neck_channels: int | None = field(default=None, metadata=within(COUNT, optional=True))
     encoder_channels: tuple[int, ...] | None = None
     max_points: int | None = field(default=None, metadata=within(COUNT, optional=True))
-    pretrained: str | None = None  # ImageNet weights loaded into every backbone where names and shapes match
     flops: tuple[float, float] | None = None
     params: tuple[float, float] | None = None
     num_stages: int = field(default=4, metadata=within(COUNT))
@@ -100,24 +108,22 @@ class SweepConfig:
     max_retries: int = field(default=3, metadata=within(COUNT_0))
     retry_failed: bool = False  # train again the models whose row says status 'failed'
 
+    def __post_init__(self):
+        if self.train is None:
+            self.train = recipe(self.budget)
 
 
-def normalize(cfg: SweepConfig) -> SweepConfig:
-    """Checked settings with the detector's full name and an absolute data path (so reruns compare equal)."""
-    base = get_config(cfg.detector)
-    if cfg.space not in SPACES:
-        raise RegNetExploreError(f"unknown design space {cfg.space!r}: use one of {', '.join(SPACES)}")
-    check_fields(cfg)
-    i, n = cfg.shard
-    if not 0 <= i < n:
-        raise RegNetExploreError(f"shard {i}/{n}: need 0 <= I < N")
-    if cfg.workers > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise RegNetExploreError("workers > 1 inside a torchrun job: give each model the whole job (--workers 1)")
-    if cfg.crop_placement not in ("center", "random"):
-        raise RegNetExploreError(f"crop_placement must be 'center' or 'random', got {cfg.crop_placement!r}")
-    if cfg.backend not in BACKENDS:
-        raise RegNetExploreError(f"backend {cfg.backend!r}: use one of {', '.join(BACKENDS)}")
-    classes = tuple(cfg.classes) if cfg.classes is not None else None
+def _check_recipe(train: TrainConfig) -> None:
+    default = TrainConfig()
+    fixed = [name for name in PER_MODEL if getattr(train, name) != getattr(default, name)]
+    if fixed:
+        raise RegNetExploreError(f"train.{fixed[0]}: the sweep sets it for each model; leave it at its default "
+                                 f"({getattr(default, fixed[0])!r}) and give the sweep's setting instead")
+    if not isinstance(train.detector, str):
+        raise RegNetExploreError("train.detector: give the base detector as the sweep's detector")
+
+
+def _check_metric(cfg: SweepConfig, base: DetectorConfig, classes: tuple[str, ...] | None) -> None:
     unknown = [c for c in classes or () if c not in base.class_names]
     if unknown or classes == ():
         raise RegNetExploreError(f"classes {list(classes or ())}: give a non-empty subset of {base.name}'s classes "
@@ -127,20 +133,83 @@ def normalize(cfg: SweepConfig) -> SweepConfig:
     if cfg.metric not in metrics:
         raise RegNetExploreError(f"metric {cfg.metric!r} is not reported on {base.dataset}"
                                  f"{' for these classes' if classes else ''}: use one of {', '.join(metrics)}")
-    if cfg.data is not None and (cfg.synthetic is not None or cfg.val_synthetic is not None):
-        raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
+
+
+def _check_runner(cfg: SweepConfig) -> None:
+    i, n = cfg.shard
+    if not 0 <= i < n:
+        raise RegNetExploreError(f"shard {i}/{n}: need 0 <= I < N")
+    if cfg.workers > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise RegNetExploreError("workers > 1 inside a torchrun job: give each model the whole job (--workers 1)")
+    if cfg.backend not in BACKENDS:
+        raise RegNetExploreError(f"backend {cfg.backend!r}: use one of {', '.join(BACKENDS)}")
     for device in cfg.devices:
         check_device(device)
+
+
+def normalize(cfg: SweepConfig) -> SweepConfig:
+    """Checked settings with the detector's full name, absolute paths (so reruns compare equal) and the recipe."""
+    base = get_config(cfg.detector)
+    if cfg.space not in SPACES:
+        raise RegNetExploreError(f"unknown design space {cfg.space!r}: use one of {', '.join(SPACES)}")
+    check_fields(cfg)
+    _check_runner(cfg)
+    classes = tuple(cfg.classes) if cfg.classes is not None else None
+    _check_metric(cfg, base, classes)
+    train = cfg.train
+    _check_recipe(train)
+    if cfg.data is not None and (cfg.synthetic is not None or cfg.val_synthetic is not None):
+        raise RegNetExploreError("give a dataroot or the size of a synthetic set, not both")
     if cfg.data is not None and not Path(cfg.data).is_dir():
         raise RegNetExploreError(f"data {cfg.data}: no such dataset folder")
+    if train.pretrained is not None and not Path(train.pretrained).is_file():
+        raise RegNetExploreError(f"{train.pretrained}: no such pretrained checkpoint")
     data = str(Path(cfg.data).resolve()) if cfg.data is not None else None
-    if cfg.pretrained is not None and not Path(cfg.pretrained).is_file():
-        raise RegNetExploreError(f"{cfg.pretrained}: no such pretrained checkpoint")
-    pretrained = str(Path(cfg.pretrained).resolve()) if cfg.pretrained is not None else None
+    pretrained = str(Path(train.pretrained).resolve()) if train.pretrained is not None else None
     tuples = {name: tuple(getattr(cfg, name)) for name in ("synthetic", "val_synthetic", "encoder_channels")
               if getattr(cfg, name) is not None}
-    return dataclasses.replace(cfg, detector=base.name, data=data, pretrained=pretrained, devices=tuple(cfg.devices),
-                               classes=classes, shard=(int(i), int(n)), **tuples)
+    train = dataclasses.replace(train, pretrained=pretrained, translation_std=tuple(train.translation_std))
+    return dataclasses.replace(cfg, detector=base.name, data=data, train=train, devices=tuple(cfg.devices),
+                               classes=classes, shard=tuple(int(x) for x in cfg.shard), **tuples)
+
+
+def _current_layout(settings: dict) -> dict:
+    """A ``sweep.json`` in today's layout: one written before the recipe was a TrainConfig of its own held the
+    recipe's fields at the top level, and warm-up ``null`` (or 0) for a tenth of the budget."""
+    if "train" in settings:
+        return settings
+    flat = {k: v for k, v in settings.items() if k not in _FLAT_RECIPE}
+    given = {k: settings[k] for k in _FLAT_RECIPE if k in settings}
+    given["warmup_iters"] = given.get("warmup_iters") or max(1, settings["budget"] // 10)
+    return {**flat, "train": json.loads(json.dumps(dataclasses.asdict(recipe(settings["budget"], **given))))}
+
+
+def _tuples(settings: dict) -> dict:
+    return {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+            for k, v in settings.items()}
+
+
+def read_settings(path: str | os.PathLike) -> SweepConfig:
+    """The settings a sweep directory's ``sweep.json`` (or that file) pins, in either layout."""
+    path = Path(path)
+    path = path / "sweep.json" if path.is_dir() else path
+    try:
+        settings = _current_layout(json.loads(path.read_text()))
+        known = {f.name for f in dataclasses.fields(SweepConfig)}
+        train = TrainConfig(**_tuples(settings["train"]))
+        return SweepConfig(**_tuples({k: v for k, v in settings.items() if k in known and k != "train"}), train=train)
+    except (ValueError, TypeError, KeyError) as e:
+        raise RegNetExploreError(f"{path}: not a sweep settings file ({e})") from None
+
+
+def _result_settings(settings: dict) -> dict:
+    """The settings of a ``sweep.json`` (today's layout) that change a model's row, by name (the recipe's as
+    ``train.<name>``); a field added since a sweep was made holds its default there."""
+    sweep_defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
+    train_defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig())))
+    view = {k: settings.get(k, sweep_defaults[k]) for k in RESULT_FIELDS}
+    view.update({f"train.{k}": settings["train"].get(k, train_defaults[k]) for k in RECIPE_RESULT_FIELDS})
+    return view
 
 
 def pin_settings(cfg: SweepConfig) -> None:
@@ -149,13 +218,11 @@ def pin_settings(cfg: SweepConfig) -> None:
     new = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples as lists, as read back
     if path.exists():
         try:
-            old = json.loads(path.read_text())
-        except ValueError as e:
+            old = _current_layout(json.loads(path.read_text()))
+        except (ValueError, KeyError) as e:
             raise RegNetExploreError(f"{path}: not a sweep settings file ({e})") from None
-        # a field added since that sweep was made holds its default there
-        defaults = {f.name: f.default for f in dataclasses.fields(SweepConfig)}
-        diff = [f"{k} {old.get(k, defaults[k])!r} there, {new[k]!r} now" for k in RESULT_FIELDS
-                if old.get(k, defaults[k]) != new[k]]
+        there, now = _result_settings(old), _result_settings(new)
+        diff = [f"{k} {there[k]!r} there, {now[k]!r} now" for k in there if there[k] != now[k]]
         if diff:
             raise RegNetExploreError(f"{cfg.out} holds a sweep with other settings ({'; '.join(diff)}): rerun with "
                                      "the settings of its sweep.json, or give another --out")
@@ -207,7 +274,7 @@ def sweep_detector(cfg: SweepConfig, sample: SampledNet) -> DetectorConfig:
 
 def training_geometry(cfg: SweepConfig, det: DetectorConfig) -> DetectorConfig:
     """The detector's geometry during training: the crop, if any."""
-    return crop_config(det, cfg.crop) if cfg.crop is not None else det
+    return crop_config(det, cfg.train.crop) if cfg.train.crop is not None else det
 
 
 def complexity_probe(cfg: SweepConfig) -> BackboneInput:
