@@ -20,11 +20,19 @@ from regnet_explore.detection.boxes import (
     limit_period,
     nearest_bev_iou,
     overlapping_pairs,
-    rotated_bev_iou,
     rotated_bev_iou_aligned,
 )
 
 from .helpers import random_boxes, shapely_iou
+
+
+def iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N, M) rotated BEV IoU from the package's parts: the candidate pairs of ``overlapping_pairs``, each pair's
+    exact IoU by ``rotated_bev_iou_aligned``, zero elsewhere."""
+    out = torch.zeros(a.shape[0], b.shape[0], dtype=torch.promote_types(a.dtype, torch.float32))
+    i, j = overlapping_pairs(a, b)
+    out[i, j] = rotated_bev_iou_aligned(a[i], b[j])
+    return out
 
 
 def box(x, y, length, width, yaw, z=0.0, height=1.0):
@@ -180,11 +188,11 @@ def test_rotated_iou_matrix_equals_shapely(seed):
     b[20:30] = a[20:30]
     b[20:30, 6] += math.pi  # rotated by pi
     b[30:40, :2] = a[30:40, :2] + 1e-3  # nearly identical
-    ours = rotated_bev_iou(a, b)
+    ours = iou_matrix(a, b)
     ref = shapely_iou(a, b)
     assert (ref > 0).sum() > 500
     np.testing.assert_allclose(ours.numpy(), ref, atol=1e-9)
-    np.testing.assert_allclose(rotated_bev_iou(a.float(), b.float()).numpy(), ref, atol=1e-5)
+    np.testing.assert_allclose(iou_matrix(a.float(), b.float()).numpy(), ref, atol=1e-5)
 
 
 def test_overlapping_pairs_finds_every_overlap():

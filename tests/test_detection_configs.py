@@ -61,7 +61,8 @@ def test_every_name_and_alias_is_written_once_in_the_table():
     source = Path(configs.__file__).read_text()
     table = source[source.index("CONFIG_TABLE: tuple"):source.index("\nCONFIGS: dict")]
     for name, cfg in CONFIGS.items():
-        assert table.count(f'"{name}", "{cfg.alias}"') == 1 and source.count(f'"{name}"') == 1, name
+        assert table.count(f'name="{name}"') == 1 and source.count(f'"{name}"') == 1, name
+        assert table.count(f'alias="{cfg.alias}"') == 1, cfg.alias
 
 
 def test_unknown_name_lists_the_known_ones():
@@ -69,6 +70,11 @@ def test_unknown_name_lists_the_known_ones():
         get_config("regnet-9gf")
     assert all(alias in str(e.value) for alias in ALIASES)
     assert "\n" not in str(e.value)
+
+
+def test_every_neck_reads_every_backbone_map():
+    for cfg in CONFIGS.values():
+        assert cfg.neck.in_channels == cfg.backbone.out_channels, cfg.name
 
 
 def test_regnet_neck_widths_equal_the_reference_configs():
@@ -170,7 +176,7 @@ def _counted(cfg, height: int | None = None, width: int | None = None) -> dict[s
     with torch.device("meta"):
         channels = cfg.neck.head_channels
         stages = {"backbone": cfg.backbone.build(), "neck": cfg.neck.build(),
-                  "head": AnchorHead(cfg.num_classes, channels, channels, cfg.anchors, cfg.code_size)}
+                  "head": AnchorHead(cfg.num_classes, channels, cfg.anchors, cfg.code_size)}
         canvas = torch.empty(1, cfg.encoder.feat_channels[-1], height or ny, width or nx)
     flops = dict.fromkeys(stages, 0)
 

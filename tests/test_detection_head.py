@@ -40,10 +40,10 @@ def reference_head_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
 
 
 @pytest.mark.parametrize("name, head", [
-    ("mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_nus-3d.keys", lambda: AnchorHead(10, 256, 256, NUS_FPN, 9)),
+    ("mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_nus-3d.keys", lambda: AnchorHead(10, 256, NUS_FPN, 9)),
     ("mmdet3d_hv_pointpillars_regnet-400mf_secfpn_sbn-all_nus-3d.keys",
-     lambda: AnchorHead(10, 384, 384, NUS_SECFPN, 9)),
-    ("mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_lyft-3d.keys", lambda: AnchorHead(9, 256, 256, LYFT_FPN, 7)),
+     lambda: AnchorHead(10, 384, NUS_SECFPN, 9)),
+    ("mmdet3d_hv_pointpillars_regnet-400mf_fpn_sbn-all_lyft-3d.keys", lambda: AnchorHead(9, 256, LYFT_FPN, 7)),
 ])
 def test_keys_and_shapes_match_mmdet3d(name, head):
     assert head_keys(head()) == reference_head_keys(name)
@@ -51,7 +51,7 @@ def test_keys_and_shapes_match_mmdet3d(name, head):
 
 def test_lyft_secfpn_shapes_from_the_facts():
     # reference-facts 5: conv_cls [162,384,1,1] (18 x 9), conv_reg [126,384,1,1], conv_dir_cls [36,384,1,1]
-    head = AnchorHead(9, 384, 384, LYFT_SECFPN, 7)
+    head = AnchorHead(9, 384, LYFT_SECFPN, 7)
     assert head_keys(head) == [
         ("pts_bbox_head.conv_cls.weight", (162, 384, 1, 1)), ("pts_bbox_head.conv_cls.bias", (162,)),
         ("pts_bbox_head.conv_reg.weight", (126, 384, 1, 1)), ("pts_bbox_head.conv_reg.bias", (126,)),
@@ -60,12 +60,12 @@ def test_lyft_secfpn_shapes_from_the_facts():
 
 def test_code_size_must_match_the_anchors():
     with pytest.raises(RegNetExploreError, match="code_size 7"):
-        AnchorHead(10, 256, 256, NUS_FPN, 7)
+        AnchorHead(10, 256, NUS_FPN, 7)
 
 
 def test_init_follows_mmdet3d():
     torch.manual_seed(0)
-    head = AnchorHead(10, 384, 384, NUS_SECFPN, 9)
+    head = AnchorHead(10, 384, NUS_SECFPN, 9)
     assert torch.allclose(head.conv_cls.bias, torch.full((140,), -math.log(99)))
     assert torch.all(head.conv_reg.bias == 0) and torch.all(head.conv_dir_cls.bias == 0)
     for conv in (head.conv_cls, head.conv_reg, head.conv_dir_cls):
@@ -74,7 +74,7 @@ def test_init_follows_mmdet3d():
 
 
 def test_forward_shapes_per_level():
-    head = AnchorHead(10, 256, 256, NUS_FPN, 9)
+    head = AnchorHead(10, 256, NUS_FPN, 9)
     feats = [torch.randn(2, 256, s, s) for s in (16, 8, 4)]
     cls, reg, dirs = head(feats)
     assert [tuple(t.shape) for t in cls] == [(2, 80, s, s) for s in (16, 8, 4)]
@@ -94,7 +94,7 @@ def one_hot_outputs(head: AnchorHead, sizes, level: int, y: int, x: int, anchor:
 
 @pytest.mark.parametrize("dir_bin", [0, 1])
 def test_channel_layout_through_decoding(dir_bin):
-    head = AnchorHead(10, 256, 256, NUS_FPN, 9)
+    head = AnchorHead(10, 256, NUS_FPN, 9)
     sizes = [(40, 40), (20, 20), (10, 10)]
     # level 1 (scale 2, 100 m over 20 cells), location y=3, x=11, size index 2, rotation index 1, class 7
     out = one_hot_outputs(head, sizes, level=1, y=3, x=11, anchor=2 * 2 + 1, label=7, dir_bin=dir_bin)
@@ -107,7 +107,7 @@ def test_channel_layout_through_decoding(dir_bin):
 
 
 def test_legacy_weights_decode_into_the_current_convention():
-    head = AnchorHead(10, 256, 256, NUS_FPN, 9, legacy=True)
+    head = AnchorHead(10, 256, NUS_FPN, 9, legacy=True)
     assert head.dir_offset == pytest.approx(0.7854)
     sizes = [(40, 40), (20, 20), (10, 10)]
     # level 0 (cell 2.5 m), size index 0 (l=2.5981, w=0.8660 -> legacy anchor (w, l, h)), rotation 0, bin 0
@@ -120,7 +120,7 @@ def test_legacy_weights_decode_into_the_current_convention():
 
 def test_decode_smoke_on_random_features():
     torch.manual_seed(0)
-    head = AnchorHead(10, 64, 64, NUS_FPN, 9).eval()
+    head = AnchorHead(10, 64, NUS_FPN, 9).eval()
     feats = [torch.randn(2, 64, s, s) for s in (40, 20, 10)]
     with torch.no_grad():
         cls, reg, dirs = head(feats)
@@ -146,7 +146,7 @@ def test_decode_smoke_on_random_features():
 
 def test_decode_under_autocast_runs_in_float32():
     torch.manual_seed(1)
-    head = AnchorHead(9, 32, 32, LYFT_FPN, 7).eval()
+    head = AnchorHead(9, 32, LYFT_FPN, 7).eval()
     feats = [torch.randn(1, 32, s, s) for s in (32, 16, 8)]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         cls, reg, dirs = head(feats)
@@ -157,16 +157,16 @@ def test_decode_under_autocast_runs_in_float32():
 
 
 def test_anchors_are_cached_per_size_and_device():
-    head = AnchorHead(10, 256, 256, NUS_FPN, 9)
+    head = AnchorHead(10, 256, NUS_FPN, 9)
     first = head.anchors([(8, 8), (4, 4), (2, 2)], torch.device("cpu"))
     assert head.anchors([(8, 8), (4, 4), (2, 2)], torch.device("cpu")) is first
     assert head.anchors([(6, 6), (3, 3), (2, 2)], torch.device("cpu"))[0].shape == (6 * 6 * 8, 9)
 
 
 def test_complexity_counts_three_1x1_convs_per_level():
-    head = AnchorHead(10, 256, 256, NUS_FPN, 9)
+    head = AnchorHead(10, 256, NUS_FPN, 9)
     cx = Complexity(200, 200)
-    sizes = AnchorHead.complexity(cx, [(200, 200), (100, 100), (50, 50)], 10, 256, 256, NUS_FPN, 9)
+    sizes = AnchorHead.complexity(cx, [(200, 200), (100, 100), (50, 50)], 10, 256, NUS_FPN, 9)
     assert sizes == [(200, 200), (100, 100), (50, 50)]
     params = sum(p.numel() for p in head.parameters())
     assert params == 43_176  # reference-facts 5
@@ -176,5 +176,5 @@ def test_complexity_counts_three_1x1_convs_per_level():
     assert cx.acts == sum(outputs * n * n for n in (200, 100, 50))
     assert (cx.h, cx.w) == (200, 200)
     single = Complexity(50, 50)
-    AnchorHead.complexity(single, [(50, 50)], 10, 256, 256, NUS_FPN, 9)
+    AnchorHead.complexity(single, [(50, 50)], 10, 256, NUS_FPN, 9)
     assert single.flops == 256 * outputs * 2500 + outputs

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from regnet_explore.detection.nms import multiclass_nms, nms_bev, resolve_greedy
+from regnet_explore.detection.nms import _edges, multiclass_nms, resolve_greedy
 
 from .helpers import random_boxes, shapely_iou
 
@@ -21,6 +21,14 @@ def greedy_reference(iou: np.ndarray, scores: np.ndarray, threshold: float) -> l
         if all(iou[k, m] <= threshold for m in kept):
             kept.append(k)
     return kept
+
+
+def single_class_nms(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, rotate: bool = True) -> list[int]:
+    """Indices greedy NMS keeps, best first, built from the package's parts: the overlap graph of ``_edges`` on the
+    score-ranked boxes, resolved by ``resolve_greedy`` (what ``multiclass_nms`` does per class)."""
+    order = scores.argsort(descending=True, stable=True)
+    i, j = _edges(boxes[order], threshold, rotate)  # i < j: i is the better-scored box
+    return order[resolve_greedy(order.numel(), i, j, torch.ones_like(order, dtype=torch.bool))].tolist()
 
 
 def upright_iou(boxes: torch.Tensor) -> np.ndarray:
@@ -50,32 +58,21 @@ def tricky_boxes(n: int, seed: int, extent: float = 15.0) -> torch.Tensor:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 @pytest.mark.parametrize("threshold", [0.01, 0.2, 0.5])
-def test_nms_bev_equals_brute_force(seed, threshold):
+def test_greedy_nms_equals_brute_force(seed, threshold):
     boxes = tricky_boxes(160, seed)
     g = torch.Generator().manual_seed(seed + 100)
     scores = torch.rand(len(boxes), generator=g, dtype=torch.float64)
     scores[5:9] = scores[4]  # ties are broken by index
     ref = greedy_reference(shapely_iou(boxes, boxes), scores.numpy(), threshold)
-    kept = nms_bev(boxes, scores, threshold)
-    assert kept.tolist() == ref
-    assert kept.tolist() == nms_bev(boxes.float(), scores.float(), threshold).tolist()
-
-
-def test_nms_pre_and_post_max():
-    boxes = tricky_boxes(120, 7)
-    scores = torch.rand(120, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
-    iou = shapely_iou(boxes, boxes)
-    top = scores.argsort(descending=True)[:50]
-    ref = [int(top[k]) for k in greedy_reference(iou[np.ix_(top, top)], scores[top].numpy(), 0.2)]
-    assert nms_bev(boxes, scores, 0.2, pre_max=50).tolist() == ref
-    assert nms_bev(boxes, scores, 0.2, pre_max=50, post_max=5).tolist() == ref[:5]
+    assert single_class_nms(boxes, scores, threshold) == ref
+    assert single_class_nms(boxes.float(), scores.float(), threshold) == ref
 
 
 def test_upright_nms_ignores_yaw():
     boxes = tricky_boxes(100, 9)
     scores = torch.rand(100, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
-    assert nms_bev(boxes, scores, 0.3, rotate=False).tolist() == greedy_reference(upright_iou(boxes),
-                                                                                  scores.numpy(), 0.3)
+    assert single_class_nms(boxes, scores, 0.3, rotate=False) == greedy_reference(upright_iou(boxes),
+                                                                                 scores.numpy(), 0.3)
 
 
 def test_long_suppression_chain_resolves_exactly():
@@ -85,9 +82,9 @@ def test_long_suppression_chain_resolves_exactly():
     boxes[:, 0] = torch.arange(n, dtype=torch.float64) * 1.5
     boxes[:, 3:6] = 2.0
     scores = torch.linspace(1, 0.1, n, dtype=torch.float64)
-    assert nms_bev(boxes, scores, 0.1).tolist() == list(range(0, n, 2))
+    assert single_class_nms(boxes, scores, 0.1) == list(range(0, n, 2))
     # reversed scores: the chain is resolved from the other end
-    assert nms_bev(boxes, scores.flip(0), 0.1).tolist() == list(range(n - 1, -1, -2))
+    assert single_class_nms(boxes, scores.flip(0), 0.1) == list(range(n - 1, -1, -2))
 
 
 def test_resolve_greedy_on_a_hand_graph():

@@ -253,13 +253,3 @@ def overlapping_pairs(a: torch.Tensor, b: torch.Tensor, upper: bool = False, sam
         found_i.append(rows[i])
         found_j.append(cols[j])
     return torch.cat(found_i), torch.cat(found_j)
-
-
-def rotated_bev_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(N, M) exact BEV IoU of rotated boxes a (N, >=7) and b (M, >=7); yaw counterclockwise from +x."""
-    dtype = torch.promote_types(torch.promote_types(a.dtype, b.dtype), torch.float32)
-    a, b = a.to(dtype), b.to(dtype)
-    out = a.new_zeros(a.shape[0], b.shape[0])
-    i, j = overlapping_pairs(a, b)
-    out[i, j] = rotated_bev_iou_aligned(a[i], b[j])
-    return out

@@ -76,8 +76,7 @@ class PointPillars(nn.Module):
         self.pts_middle_encoder = PointPillarsScatter(self.pts_voxel_encoder.out_channels, cfg.bev_shape)
         self.pts_backbone = cfg.backbone.build()
         self.pts_neck = cfg.neck.build()
-        channels = cfg.neck.head_channels
-        self.pts_bbox_head = AnchorHead(cfg.num_classes, channels, channels, cfg.anchors, cfg.code_size,
+        self.pts_bbox_head = AnchorHead(cfg.num_classes, cfg.neck.head_channels, cfg.anchors, cfg.code_size,
                                         dir_offset=None if legacy else cfg.dir_offset,
                                         dir_limit_offset=cfg.dir_limit_offset, legacy=legacy)
         self.memory_format = torch.contiguous_format
@@ -164,9 +163,9 @@ class PointPillars(nn.Module):
 
     def fuse(self) -> PointPillars:
         """The inference form, in place: every BatchNorm of backbone and neck folded into the conv before it (fewer
-        memory passes: about 30 % faster on CPU) and, on CPU, the dense part in channels_last. Boxes are unchanged
-        up to float rounding. A fused model has no BatchNorm left, so its state_dict lacks the BN keys and it can
-        no longer train: load weights first, fuse last."""
+        memory passes) and, on CPU, the dense part in channels_last. Boxes are unchanged up to float rounding. A
+        fused model has no BatchNorm left, so its state_dict lacks the BN keys and it can no longer train: load
+        weights first, fuse last."""
         self.eval()
         self.pts_backbone = fold_batchnorm(self.pts_backbone)
         self.pts_neck = fold_batchnorm(self.pts_neck)

@@ -45,20 +45,19 @@ class AnchorHead(nn.Module):
     ``anchors`` are given in the current convention (l, w, h). ``legacy=True`` decodes weights trained under
     mmdet3d < 1.0: anchors are built with (w, l, h) sizes, direction offsets default to the legacy ones
     (0.7854, 0), and the decoded boxes are converted to the current convention. ``dir_offset`` /
-    ``dir_limit_offset`` of None take the convention's default (-pi/4 or 0.7854, and 0).
-    As in mmdet3d's Anchor3DHead the convs read ``feat_channels`` (equal to ``in_channels`` in every config).
+    ``dir_limit_offset`` of None take the convention's default (-pi/4 or 0.7854, and 0). The convs read
+    ``feat_channels`` input channels (mmdet3d's ``in_channels`` equals it in every config and is not read).
     """
 
-    def __init__(self, num_classes: int, in_channels: int, feat_channels: int, anchors: AnchorConfig,
-                 code_size: int, dir_offset: float | None = None, dir_limit_offset: float | None = None,
-                 legacy: bool = False):
+    def __init__(self, num_classes: int, feat_channels: int, anchors: AnchorConfig, code_size: int,
+                 dir_offset: float | None = None, dir_limit_offset: float | None = None, legacy: bool = False):
         super().__init__()
         if code_size != anchors.box_dim:
             raise RegNetExploreError(
                 f"code_size {code_size} does not match the anchors' {anchors.box_dim} values "
                 f"(7 + {len(anchors.custom_values)} custom values)")
         self.num_classes, self.code_size = num_classes, code_size
-        self.in_channels, self.feat_channels = in_channels, feat_channels
+        self.feat_channels = feat_channels
         self.legacy = legacy
         self.anchor_config = anchors
         if legacy:

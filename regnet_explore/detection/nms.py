@@ -1,4 +1,4 @@
-"""Greedy BEV NMS without a loop over boxes (mmdet3d ``nms_bev`` / ``box3d_multiclass_nms`` semantics).
+"""Greedy BEV NMS without a loop over boxes (mmdet3d ``box3d_multiclass_nms`` with its per-class ``nms_bev``).
 
 The overlap graph is built once: only pairs whose IoU bound (from the footprints' axis-aligned hulls) exceeds
 the threshold get an exact IoU, and those above it become directed edges from the higher- to the lower-ranked
@@ -56,22 +56,6 @@ def _rank(scores: torch.Tensor) -> torch.Tensor:
     rank = torch.empty_like(order)
     rank.scatter_(0, order, torch.arange(scores.shape[0], device=scores.device)[:, None].expand_as(order))
     return rank
-
-
-def nms_bev(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float, pre_max: int | None = None,
-            post_max: int | None = None, rotate: bool = True) -> torch.Tensor:
-    """Indices (K,) of the boxes (N, >=7) greedy NMS keeps, by descending score (N,).
-
-    A box is dropped when its BEV IoU with a kept higher-scored box is > ``iou_threshold``. ``pre_max`` keeps
-    only the best-scored boxes before NMS, ``post_max`` truncates the result. ``rotate=False`` ignores yaw.
-    """
-    order = scores.argsort(descending=True, stable=True)
-    if pre_max is not None:
-        order = order[:pre_max]
-    ranked = boxes[order]
-    i, j = _edges(ranked, iou_threshold, rotate)  # i < j: i is the better-scored box
-    kept = order[resolve_greedy(order.numel(), i, j, torch.ones_like(order, dtype=torch.bool))]
-    return kept if post_max is None else kept[:post_max]
 
 
 def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, score_thr: float, iou_threshold: float,
