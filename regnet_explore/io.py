@@ -119,6 +119,17 @@ def write_json_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return write_text_atomic(json.dumps(obj), path)
 
 
+def _fsync_tree(root: Path) -> None:
+    """Every file and folder under ``root`` (and ``root``) on disk."""
+    for folder, _, files in os.walk(root):
+        for name in [*files, "."]:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     """Yield a temporary folder next to ``path``; on success its files are flushed to disk and it replaces
@@ -140,12 +151,7 @@ def atomic_folder(path: str | os.PathLike, marker: str) -> Iterator[Path]:
     old = None
     try:
         yield tmp
-        for f in tmp.iterdir():
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        _fsync_tree(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old)

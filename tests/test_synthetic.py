@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -14,15 +15,34 @@ import pytest
 from regnet_explore.data.classes import LYFT_CLASSES, NUSCENES_CLASSES
 from regnet_explore.data.dataset import LyftData, NuScenesData
 from regnet_explore.data.points import load_points_bin
-from regnet_explore.data.stats import frame_stats
 from regnet_explore.errors import RegNetExploreError
-from regnet_explore.synthetic import generate as synthetic
+from regnet_explore.synthetic import SYNTHETIC_MARKER, ensure_default_dataset, synthesize
+from regnet_explore.synthetic.config import DEFAULTS, GENERATOR_VERSIONS
 
 matplotlib.use("Agg")
 
+HEIGHT_BINS = (-3.0, -2.0, -1.5, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0)  # m, LiDAR frame z
+DISTANCE_BINS = (0.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0)  # m, BEV distance of an object's centre
 
 
-
+def frame_stats(points: np.ndarray, boxes: np.ndarray, num_lidar_pts: np.ndarray, names: Sequence[str]) -> dict:
+    """Points per frame, height histogram (fractions), range and intensity percentiles, and the median
+    ``num_lidar_pts`` of cars and pedestrians per distance bin, for points (N, >=4) and boxes (G, >=7): to compare
+    a synthetic frame with a real one."""
+    distance = np.hypot(boxes[:, 0], boxes[:, 1])
+    ranges = np.hypot(points[:, 0], points[:, 1])
+    out = {"points": int(len(points)),
+           "height_hist": (np.histogram(points[:, 2], bins=HEIGHT_BINS)[0] / max(len(points), 1)).round(3).tolist(),
+           "range_pct_25_50_75_95": np.percentile(ranges, [25, 50, 75, 95]).round(1).tolist(),
+           "intensity_pct_50_90_99": np.percentile(points[:, 3], [50, 90, 99]).round(1).tolist()}
+    names = np.asarray(names)
+    for cls in ("car", "pedestrian"):
+        medians = []
+        for lo, hi in zip(DISTANCE_BINS[:-1], DISTANCE_BINS[1:]):
+            sel = (names == cls) & (distance >= lo) & (distance < hi)
+            medians.append(float(np.median(num_lidar_pts[sel])) if sel.any() else None)
+        out[f"{cls}_pts_by_distance"] = medians
+    return out
 
 @pytest.fixture(scope="module")
 def lyftd(lyft_root):
@@ -114,9 +134,9 @@ def test_real_and_synthetic_frames_in_the_same_regime(real_frame, nus_root):
 
 
 def test_generation_is_deterministic(tmp_path):
-    a = synthetic.synthesize("nuscenes", tmp_path / "a", 1, 2, seed=3)
-    b = synthetic.synthesize("nuscenes", tmp_path / "b", 1, 2, seed=3)
-    c = synthetic.synthesize("nuscenes", tmp_path / "c", 1, 2, seed=4)
+    a = synthesize("nuscenes", tmp_path / "a", 1, 2, seed=3)
+    b = synthesize("nuscenes", tmp_path / "b", 1, 2, seed=3)
+    c = synthesize("nuscenes", tmp_path / "c", 1, 2, seed=4)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert len(files) == 13 + 11 + 1 + 1  # tables, scans, map, synthetic.json
     assert all(filecmp.cmp(a / f, b / f, shallow=False) for f in files)
@@ -126,27 +146,27 @@ def test_generation_is_deterministic(tmp_path):
 
 def test_bad_requests_write_nothing(tmp_path):
     with pytest.raises(RegNetExploreError, match="kitti"):
-        synthetic.synthesize("kitti", tmp_path / "x")
+        synthesize("kitti", tmp_path / "x")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
     with pytest.raises(RegNetExploreError, match="not empty"):
-        synthetic.synthesize("lyft", tmp_path / "full", 1, 1)
+        synthesize("lyft", tmp_path / "full", 1, 1)
     assert [p.name for p in tmp_path.iterdir()] == ["full"]
 
 
 def test_default_dataset_made_once_atomically(tmp_path, monkeypatch):
-    monkeypatch.setitem(synthetic.DEFAULTS, "lyft", (1, 2))
-    root = synthetic.ensure_default_dataset("lyft", tmp_path)
+    monkeypatch.setitem(DEFAULTS, "lyft", (1, 2))
+    root = ensure_default_dataset("lyft", tmp_path)
     assert root == tmp_path / "synthetic" / "lyft-mini"
     assert LyftData(root, "v1.01-train").tokens
     stamp = (root / "v1.01-train" / "v1.01-train" / "sample.json").stat().st_mtime_ns
-    assert synthetic.ensure_default_dataset("lyft", tmp_path) == root
+    assert ensure_default_dataset("lyft", tmp_path) == root
     assert (root / "v1.01-train" / "v1.01-train" / "sample.json").stat().st_mtime_ns == stamp
     assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["lyft-mini"]  # no temporary left
-    marker = root / synthetic.SYNTHETIC_MARKER
-    version = synthetic.GENERATOR_VERSIONS["lyft"]
+    marker = root / SYNTHETIC_MARKER
+    version = GENERATOR_VERSIONS["lyft"]
     marker.write_text(marker.read_text().replace(f'"generator": {version}', '"generator": 0'))  # an older set
-    synthetic.ensure_default_dataset("lyft", tmp_path)
+    ensure_default_dataset("lyft", tmp_path)
     assert (root / "v1.01-train" / "v1.01-train" / "sample.json").stat().st_mtime_ns != stamp
     assert json.loads(marker.read_text())["generator"] == version
     assert [p.name for p in (tmp_path / "synthetic").iterdir()] == ["lyft-mini"]
@@ -155,7 +175,7 @@ def test_default_dataset_made_once_atomically(tmp_path, monkeypatch):
 def test_lyft_traffic_reaches_past_80_m_and_is_seen():
     """Lyft's default val split (what the shipped weights are scored on): at least 5 % of its objects beyond the
     +-80 m grid, all within the 96 m annotation reach, every instance seen by the LiDAR in some key frame."""
-    val = LyftData(synthetic.ensure_default_dataset("lyft"), "v1.01-train", "val")
+    val = LyftData(ensure_default_dataset("lyft"), "v1.01-train", "val")
     samples = [val.sample(t, with_points=False) for t in val.tokens]
     reach = np.concatenate([np.abs(s.gt_boxes[:, :2]).max(1) for s in samples])
     assert (reach > 80).mean() >= 0.05 and reach.max() < 100
@@ -169,7 +189,7 @@ def test_lyft_traffic_reaches_past_80_m_and_is_seen():
 def test_default_sets_are_made_well_under_a_minute(tmp_path):
     t0 = time.perf_counter()
     for fmt in ("nuscenes", "lyft"):
-        root = synthetic.ensure_default_dataset(fmt, tmp_path)
+        root = ensure_default_dataset(fmt, tmp_path)
         data = NuScenesData(root, "v1.0-mini") if fmt == "nuscenes" else LyftData(root, "v1.01-train")
         assert len(data) >= 20
     assert time.perf_counter() - t0 < 60
