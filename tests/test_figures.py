@@ -12,10 +12,8 @@ from matplotlib.figure import Figure as MatplotlibFigure
 from PIL import Image
 
 from regnet_explore.detection.detections import Detections
-from regnet_explore.regnet.design import RegNetParams
 from regnet_explore.train.curves import curves_figure
 from regnet_explore.viz.bev import bev_figure
-from regnet_explore.viz.design_space import block_width_figure_mpl, pitfall_figure_mpl
 from regnet_explore.viz.edf import plot_edfs, plot_param_vs_error
 
 IPython = pytest.importorskip("IPython")
@@ -58,9 +56,6 @@ def _bev():
 FIGURES = {
     "curves_figure": lambda: curves_figure(_log()),
     "bev_figure": _bev,
-    "block_width_figure_mpl": lambda: block_width_figure_mpl(RegNetParams(depth=13, w0=24, wa=36.44, wm=2.49,
-                                                                          group_w=8)),
-    "pitfall_figure_mpl": lambda: pitfall_figure_mpl("RegNetX-400MF"),
     "plot_edfs": lambda: plot_edfs({"a": [0.1, 0.2, 0.3], "b": [0.15, 0.25, 0.4]}),
     "plot_param_vs_error": lambda: plot_param_vs_error([1, 2, 3], [0.3, 0.2, 0.25], "d"),
 }

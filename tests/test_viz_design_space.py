@@ -13,16 +13,13 @@ from regnet_explore.regnet.design import RegNetParams, RegNetStages, block_width
 from regnet_explore.regnet.pitfall import paper_rounded
 from regnet_explore.regnet.zoo import ZOO, zoo_params
 from regnet_explore.viz.arch_explorer import ArchExplorer
-from regnet_explore.viz.common import save_png
 from regnet_explore.viz.design_space import (
     ADJUSTED,
     CONTINUOUS,
     QUANTIZED,
     block_width_figure,
-    block_width_figure_mpl,
     complexity_table,
     pitfall_figure,
-    pitfall_figure_mpl,
     pitfall_frame,
     pitfall_view,
     rounding_frame,
@@ -157,25 +154,6 @@ def test_rounding_frame():
     # 4.0GF: 96 / 40 = 2.4 -> 80, under 90 % of 96, so torchvision's rule adds a group: 120
     assert set(frame.index[frame["differs"]]) == {"RegNetX-400MF", "RegNetX-4.0GF"}
     assert len(rounding_frame()) == 24
-
-
-def test_matplotlib_figures_and_png(tmp_path):
-    params = zoo_params("RegNetX-400MF")
-    fig = block_width_figure_mpl(params)
-    ax = fig.axes[0]
-    assert len(ax.lines) == 3
-    quantized = ax.lines[1]
-    assert quantized.get_drawstyle() == "steps-mid"
-    assert quantized.get_ydata().tolist() == block_widths(22, 24, 24.48, 2.54).quantized.tolist()
-    assert len(ax.patches) == 4  # one band per stage
-    path = tmp_path / "widths.png"
-    save_png(fig, path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["widths.png"]
-    pit = pitfall_figure_mpl("RegNetX-400MF").axes[0]
-    assert pit.lines[2].get_xdata().tolist() == [9]
-    with pytest.raises(RegNetExploreError, match="does not exist"):
-        save_png(fig, tmp_path / "missing" / "x.png")
 
 
 # ---- the widget: driven through slider values, as the browser would ----

@@ -46,6 +46,9 @@ def test_plot_edfs(spaces, tmp_path):
     path = tmp_path / "edfs.png"
     save_png(fig, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["edfs.png"]  # written atomically: no temporary file left
+    with pytest.raises(RegNetExploreError, match="does not exist"):
+        save_png(fig, tmp_path / "missing" / "x.png")
 
 
 def test_plot_edfs_draws_into_given_axes(spaces):

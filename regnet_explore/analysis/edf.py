@@ -278,19 +278,6 @@ def matched_weights(complexities: Mapping[str, ArrayLike], bins: int | ArrayLike
     return {name: complexity_weights(c, edges, shared.astype(float)) for name, c in cs.items()}
 
 
-def normalized_edfs(spaces: Mapping[str, tuple[ArrayLike, ArrayLike]], bins: int | ArrayLike = 10,
-                    grid: ArrayLike | None = None) -> dict[str, Curve]:
-    """Complexity-normalised error EDFs (2019, Sec. 3) of several spaces on one grid.
-
-    ``spaces``: name -> (errors, complexity), both (n_name,). ``grid`` defaults to all spaces' unique errors.
-    Returns name -> (grid, F).
-    """
-    weights = matched_weights({name: c for name, (_, c) in spaces.items()}, bins)
-    if grid is None:
-        grid = np.unique(np.concatenate([np.asarray(e, dtype=float).ravel() for e, _ in spaces.values()]))
-    return {name: edf(e, weights[name], grid) for name, (e, _) in spaces.items()}
-
-
 def _check_level(level: float) -> None:
     if not 0 < level < 1:
         raise RegNetExploreError(f"level must lie strictly between 0 and 1 (e.g. 0.95), got {level}")

@@ -9,21 +9,13 @@ from regnet_explore.commands.arguments import int_list
 from regnet_explore.errors import RegNetExploreError
 from regnet_explore.regnet.backbone import regnet_complexity
 from regnet_explore.regnet.convert import ArchMismatchError, convert_checkpoint
-from regnet_explore.regnet.design import RegNetParams, RegNetStages, design_space_violations, generate_stages
+from regnet_explore.regnet.design import RegNetParams, design_space_violations, generate_stages
 from regnet_explore.regnet.pitfall import diagnose, read_checkpoint_arch
-from regnet_explore.regnet.report import zoo_report
+from regnet_explore.regnet.report import stages_report, zoo_report
 from regnet_explore.regnet.zoo import zoo_entry, zoo_matches
 from regnet_explore.settings import COUNT, NON_NEGATIVE, POSITIVE, Domain
 
 WIDTH_MULTIPLIER = Domain(float, 1.0, low_open=True)  # wm > 1 (RegNetParams)
-
-
-def stages_report(st: RegNetStages) -> str:
-    rows = ["stage  width  depth  group_w  groups  bottleneck"]
-    for i in range(st.num_stages):
-        rows.append(f"  {i + 1}    {st.widths[i]:5d}  {st.depths[i]:5d}  {st.group_widths[i]:7d}  "
-                    f"{st.groups[i]:6d}  {st.bottleneck_widths[i]:10d}")
-    return "\n".join(rows)
 
 
 def _cmd_zoo(args: argparse.Namespace) -> int:

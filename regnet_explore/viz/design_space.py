@@ -1,8 +1,8 @@
 """Figures and tables of the RegNet design space: per-block widths, stages, complexity, the zoo, the pitfall.
 
-Plain functions over :mod:`regnet_explore.regnet`; nothing here does network math of its own. Plotly figures
-(``go.Figure``) are for notebooks, the ``*_mpl`` twins return matplotlib figures where a PNG is wanted, and tables
-are pandas DataFrames with one row per stage (or per zoo model).
+Plain functions over :mod:`regnet_explore.regnet`; nothing here does network math of its own. Figures are plotly
+(``go.Figure``, for the notebooks); tables are pandas DataFrames of the rows :mod:`regnet_explore.regnet.report`
+computes (one per stage, zoo model or pitfall comparison), the rows the command line prints as text.
 
 A width plot has one point per block ``j = 0 .. d-1``: the continuous line ``u_j = w0 + wa * j``, the quantized
 widths ``w_j = q * round(w0 * wm**k_j / q)`` (a step function: runs of equal ``w_j`` are the stages) and the
@@ -16,12 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from matplotlib.ticker import MaxNLocator
 
 from regnet_explore.analysis.sampling import IMAGENET, POINTPILLARS_NUS, BackboneInput
-from regnet_explore.errors import RegNetExploreError
-from regnet_explore.figures import Figure as MplFigure
-from regnet_explore.regnet.backbone import Arch, out_channels, regnet_complexity, resolve_stages
+from regnet_explore.regnet.backbone import Arch, resolve_stages
 from regnet_explore.regnet.design import (
     BlockWidths,
     RegNetParams,
@@ -30,16 +27,15 @@ from regnet_explore.regnet.design import (
     block_widths,
     generate_stages,
 )
-from regnet_explore.regnet.pitfall import diagnose_stages, paper_rounded, pitfall_table
-from regnet_explore.regnet.zoo import ZOO, zoo_entry
+from regnet_explore.regnet.pitfall import paper_rounded
+from regnet_explore.regnet.report import pitfall_rows, rounding_rows, stage_rows, zoo_rows
+from regnet_explore.regnet.zoo import zoo_entry
 
 # trace order of block_width_figure; ArchExplorer updates the traces by these indices
 CONTINUOUS, QUANTIZED, ADJUSTED = 0, 1, 2
 TEMPLATE = "plotly_white"  # the default grey background drowns the stage bands
 _BAND_COLORS = ("rgba(31, 119, 180, 0.10)", "rgba(255, 127, 14, 0.10)")
 ROUNDING_LABELS = {"bankers": "banker's rounding (pycls, mmdet)", "half_up": "half-up rounding (torchvision)"}
-# mmdet3d's PointPillars RegNet backbones feed the FPN from stages 1..3 (0-based)
-FPN_OUT_INDICES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -129,51 +125,16 @@ def block_width_figure(params: RegNetParams, rounding: Rounding = "bankers") -> 
     return fig
 
 
-def block_width_figure_mpl(params: RegNetParams, rounding: Rounding = "bankers") -> MplFigure:
-    """Matplotlib version of :func:`block_width_figure` (for PNGs)."""
-    profile = width_profile(params, rounding)
-    fig = MplFigure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
-    _mpl_stage_bands(ax, profile)
-    x = profile.block_index
-    ax.plot(x, profile.blocks.continuous, ":", color="gray", label="continuous $u_j = w_0 + w_a j$")
-    ax.step(x, profile.blocks.quantized, where="mid", marker="o", ms=4, label="quantized $w_j$")
-    ax.step(x, profile.adjusted, "--", where="mid", color="#d62728", label="stage width after group adjustment")
-    ax.set(xlabel="block j", ylabel="width (channels)", xlim=(-0.5, params.depth - 0.5))
-    ax.set_title(f"{_describe(params)}, {ROUNDING_LABELS[rounding]}", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    return fig
-
-
-def _mpl_stage_bands(ax, profile: WidthProfile) -> None:
-    for i, (first, last) in enumerate(profile.stage_bounds):
-        ax.axvspan(first - 0.5, last + 0.5, color=("#1f77b4", "#ff7f0e")[i % 2], alpha=0.08, lw=0)
-    for x, y, text in _stage_labels(profile):
-        ax.annotate(text, (x, y), xytext=(0, 4), textcoords="offset points", ha="center", va="bottom", fontsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.margins(y=0.12)  # room for the label above the widest stage
-
-
 def stage_table(arch: Arch, rounding: Rounding = "bankers") -> pd.DataFrame:
-    """One row per stage: blocks, quantized width, adjusted width, depth, group width, groups, bottleneck width.
+    """One row per stage (:func:`~regnet_explore.regnet.report.stage_rows`): blocks, quantized width, adjusted
+    width, depth, group width, groups, bottleneck width; ``layer`` is the stage's key prefix in the backbone.
 
     ``arch``: RegNetParams, zoo name, mmdet arch dict or RegNetStages (``quantized_w`` is empty for explicit
-    stages, which carry no pre-adjustment widths). ``layer`` is the stage's key prefix in the backbone.
+    stages, which carry no pre-adjustment widths).
     """
-    st = resolve_stages(arch, rounding)
-    first = np.cumsum((0,) + st.depths[:-1])
-    pre = st.pre_adjust_widths or (None,) * st.num_stages
-    return pd.DataFrame({
-        "stage": range(1, st.num_stages + 1),
-        "layer": [f"layer{i}" for i in range(1, st.num_stages + 1)],
-        "blocks": [f"{f}-{f + d - 1}" if d > 1 else f"{f}" for f, d in zip(first, st.depths)],
-        "quantized_w": pd.array(pre, dtype="Int64"),
-        "width": st.widths,
-        "depth": st.depths,
-        "group_w": st.group_widths,
-        "groups": st.groups,
-        "bottleneck_w": st.bottleneck_widths,
-    })
+    table = pd.DataFrame(stage_rows(resolve_stages(arch, rounding)))
+    table["quantized_w"] = pd.array(table["quantized_w"].tolist(), dtype="Int64")
+    return table
 
 
 def complexity_table(arch: Arch, rounding: Rounding = "bankers",
@@ -190,15 +151,7 @@ def complexity_table(arch: Arch, rounding: Rounding = "bankers",
 
 def zoo_table() -> pd.DataFrame:
     """The 24 pycls zoo models: parameters, stages, our complexity, pycls's figures and top-1 error (%)."""
-    rows = []
-    for name, e in ZOO.items():
-        p, st, cx = e.params, generate_stages(e.params), regnet_complexity(e.params)
-        rows.append({"name": name, "family": name.split("-")[0], "depth": p.depth, "w0": p.w0, "wa": p.wa,
-                     "wm": p.wm, "group_w": p.group_w, "widths": list(st.widths), "depths": list(st.depths),
-                     "GFLOPs": cx["flops"] / 1e9, "params (M)": cx["params"] / 1e6, "acts (M)": cx["acts"] / 1e6,
-                     "top1_err": e.reference.top1_err,
-                     "matches_pycls": cx["flops"] == e.reference.flops and cx["params"] == e.reference.params})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(zoo_rows())
 
 
 def zoo_figure() -> go.Figure:
@@ -276,50 +229,10 @@ def pitfall_figure(name: str, decimals: int = 1) -> go.Figure:
     return fig
 
 
-def pitfall_figure_mpl(name: str, decimals: int = 1) -> MplFigure:
-    """Matplotlib version of :func:`pitfall_figure` (for PNGs)."""
-    pp = pitfall_profiles(name, decimals)
-    x = pp.exact.block_index
-    ex, ro = pp.exact.params, pp.rounded.params
-    changed = pp.changed_blocks
-    fig = MplFigure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
-    _mpl_stage_bands(ax, pp.exact)
-    ax.step(x, pp.exact.adjusted, where="mid", marker="o", ms=4, label=f"exact wa={ex.wa:g}, wm={ex.wm:g}")
-    ax.step(x, pp.rounded.adjusted, "--", where="mid", marker="s", ms=3, color="#d62728",
-            label=f"rounded wa={ro.wa:g}, wm={ro.wm:g}")
-    ax.plot(changed, pp.rounded.adjusted[changed], "kx", ms=10, label=_changed_label(changed))
-    ax.set(xlabel="block j", ylabel="width after group adjustment (channels)", xlim=(-0.5, ex.depth - 0.5))
-    ax.set_title(f"{pp.name}: exact {_stages_text(pp.exact.stages)}\nrounded {_stages_text(pp.rounded.stages)}",
-                 fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    return fig
-
-
-def _fpn_in_channels(st: RegNetStages) -> list[int] | str:
-    try:
-        return out_channels(st, FPN_OUT_INDICES)
-    except RegNetExploreError:
-        return f"none: {st.num_stages} stages"
-
-
 def pitfall_frame(decimals: int = 1, family: str = "RegNetX") -> pd.DataFrame:
-    """Every zoo model of ``family``: exact vs rounded stages, how many backbone keys differ, FPN in_channels.
-
-    ``key_diffs`` counts missing, unexpected and reshaped keys when the exact model's weights are loaded into the
-    rounded network; ``fpn_*`` are the widths of stages 1..3, mmdet3d's ``pts_neck.in_channels``.
-    """
-    rows = []
-    for r in pitfall_table(decimals, family):
-        exact = ZOO[r.name].params
-        diag = diagnose_stages(r.rounded, r.exact, r.name)
-        rows.append({"name": r.name, "wa": exact.wa, "wm": exact.wm, "wa_rounded": r.rounded_params.wa,
-                     "wm_rounded": r.rounded_params.wm, "widths": list(r.exact.widths),
-                     "depths": list(r.exact.depths), "widths_rounded": list(r.rounded.widths),
-                     "depths_rounded": list(r.rounded.depths), "stages_changed": diag.stage_count_changed,
-                     "key_diffs": len(diag.key_diffs), "fpn_in_channels": _fpn_in_channels(r.exact),
-                     "fpn_in_channels_rounded": _fpn_in_channels(r.rounded)})
-    return pd.DataFrame(rows)
+    """Every zoo model of ``family``: exact vs rounded stages, how many backbone keys differ, FPN in_channels
+    (the columns: :func:`~regnet_explore.regnet.report.pitfall_rows`)."""
+    return pd.DataFrame(pitfall_rows(decimals, family))
 
 
 def pitfall_view(frame: pd.DataFrame) -> pd.DataFrame:
@@ -345,12 +258,4 @@ def pitfall_view(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rounding_frame(family: str | None = None) -> pd.DataFrame:
     """Zoo stage widths with banker's (pycls, mmdet, timm) vs half-up (torchvision) group-width rounding."""
-    rows = []
-    for name, e in ZOO.items():
-        if family and not name.startswith(family):
-            continue
-        bankers, half_up = generate_stages(e.params, "bankers"), generate_stages(e.params, "half_up")
-        rows.append({"name": name, "pre_adjust": list(bankers.pre_adjust_widths), "group_w": e.params.group_w,
-                     "bankers": list(bankers.widths), "half_up": list(half_up.widths),
-                     "differs": bankers.widths != half_up.widths})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rounding_rows(family))
