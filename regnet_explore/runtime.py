@@ -3,8 +3,8 @@
 glibc hands every allocation above 128 KiB to ``mmap`` and gives it back on ``free``: each stage's fresh (N, 64)
 buffers then cost page faults and kernel zeroing on every frame, which on this project's hot path (300k points,
 40k pillars) is slower than the arithmetic itself. Raising the mmap and trim thresholds keeps freed memory in the
-heap for reuse, as jemalloc/tcmalloc do; measured on the 400MF-FPN nuScenes frame: voxelize 48 -> 25 ms,
-encoder 144 -> 73 ms (with the scatter max), neck 358 -> 310 ms (benchmarks/inference.py).
+heap for reuse, as jemalloc/tcmalloc do (what it gains per stage: ``benchmarks/inference.py --default-allocator``
+against the default run).
 """
 
 from __future__ import annotations

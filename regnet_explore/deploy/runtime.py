@@ -130,9 +130,9 @@ class OnnxPointPillars:
 def compile_dense(model: PointPillars) -> PointPillars:
     """``model``'s backbone, neck and head under ``torch.compile`` (inductor, weights frozen as constants), in place.
 
-    The first frame compiles (about 15 s on 2 cores, and again for another precision or grid); measured here it
-    helps with bf16 (the dense part 12 % faster than bf16 eager, ``benchmarks/inference.py``), hardly with fp32.
-    Needs a C++ compiler on CPU. For inference only: the compiled modules' state_dict keys change."""
+    The first frame compiles (again for another precision or grid); what it gains over eager in each precision:
+    ``benchmarks/inference.py`` (docs/deployment.md). Needs a C++ compiler on CPU. For inference only: the compiled
+    modules' state_dict keys change."""
     if not model.fused:
         raise RegNetExploreError(f"{model.cfg.name}: compile the inference form (PointPillars.fuse()) only")
     for part in ("pts_backbone", "pts_neck", "pts_bbox_head"):

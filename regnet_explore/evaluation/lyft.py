@@ -49,7 +49,7 @@ def gt_records(data: LyftData) -> list[dict]:
 def average_precisions(gt: list[dict], predictions: list[dict]) -> tuple[list[str], np.ndarray]:
     """Class names (sorted GT names, as the SDK's ``get_class_names``) and AP (classes, 10 IoU thresholds): the SDK's
     ``get_average_precisions`` at each threshold, as mmdetection3d's ``lyft_eval`` calls it, with each prediction's
-    overlaps computed once for all ten thresholds rather than once a threshold (the same numbers, ~10x faster)."""
+    overlaps computed once for all ten thresholds rather than once a threshold (the same numbers)."""
     from lyft_dataset_sdk.eval.detection.mAP_evaluation import get_class_names, group_by_key
 
     if not gt:
