@@ -13,6 +13,7 @@ import numpy as np
 
 from regnet_explore.data.geometry import quaternion_to_matrix
 
+EGO_REFLECTIVITY = 0.3
 GROUND_REFLECTIVITY = 0.12
 
 
@@ -118,27 +119,50 @@ def cast(spec: LidarSpec, ego_xy: np.ndarray, ego_yaw: float, boxes: np.ndarray,
          rng: np.random.Generator) -> Scan:
     """Scan boxes (B, 7) = x, y, z_bottom, l, w, h, yaw (global) with reflectivities (B,) from an ego pose."""
     rotation, position = sensor_pose(spec, ego_xy, ego_yaw)
-    length, width, height, x = spec.ego_body
-    roof_xy = ego_xy + x * np.array([np.cos(ego_yaw), np.sin(ego_yaw)])
-    ego = np.array([[*roof_xy, 0.0, length, width, height, ego_yaw]])
-    all_boxes = np.concatenate([boxes, ego])
-    all_refl = np.concatenate([reflectivity, [0.3]])
+    all_boxes = np.concatenate([boxes, _ego_box(spec, ego_xy, ego_yaw)])
+    all_refl = np.concatenate([reflectivity, [EGO_REFLECTIVITY]])
     directions = ray_directions(spec)
-    n_beams = len(spec.elevations_deg)
-
     sensor_to_box, origin = _box_frames(all_boxes, rotation, position)
     half = all_boxes[:, 3:6] / 2
+    ray, box = _candidate_pairs(spec, sensor_to_box, origin, half)  # (P,) ray index, (P,) box index
+    ray, box, t_in, cos_box = _slab_hits(spec, sensor_to_box, origin, half, directions, ray, box)
+    t_ray, owner, cos = _first_hits(len(directions), ray, box, t_in, cos_box)
+    t_ray, owner, cos = _ground_hits(directions, rotation, position, t_ray, owner, cos)
+    refl = np.where(owner >= 0, all_refl[owner], GROUND_REFLECTIVITY)
+    keep_idx, points = _returns(spec, directions, t_ray, refl, cos, rng)
+    n_boxes = len(boxes)
+    crossing = np.bincount(box, minlength=n_boxes + 1)[:n_boxes]
+    visible = np.bincount(owner[owner >= 0], minlength=n_boxes + 1)[:n_boxes]
+    returned = np.bincount(owner[keep_idx][owner[keep_idx] >= 0], minlength=n_boxes + 1)[:n_boxes]
+    return Scan(points=points, box_points=returned, box_visibility=visible / np.maximum(crossing, 1))
+
+
+def _ego_box(spec: LidarSpec, ego_xy: np.ndarray, ego_yaw: float) -> np.ndarray:
+    """The ego's own body (1, 7), which shadows the rays that point down at it."""
+    length, width, height, x = spec.ego_body
+    roof_xy = ego_xy + x * np.array([np.cos(ego_yaw), np.sin(ego_yaw)])
+    return np.array([[*roof_xy, 0.0, length, width, height, ego_yaw]])
+
+
+def _candidate_pairs(spec: LidarSpec, sensor_to_box: np.ndarray, origin: np.ndarray, half: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Every (ray, box) pair inside a box's azimuth sector and beam band: ray indices (P,), box indices (P,)."""
     start, count, first_beam, n_beam = _sectors(spec, sensor_to_box, origin, half)
     count = np.where(n_beam > 0, count, 0)
-    box_of_col = np.repeat(np.arange(len(all_boxes)), count)
+    box_of_col = np.repeat(np.arange(len(half)), count)
     offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
     column = (np.repeat(start, count) + offsets) % spec.n_azimuth
     beams = n_beam[box_of_col]
     box = np.repeat(box_of_col, beams)
     beam = np.repeat(first_beam[box_of_col], beams) + np.arange(beams.sum()) - np.repeat(np.cumsum(beams) - beams,
                                                                                            beams)
-    ray = np.repeat(column, beams) * n_beams + beam
+    return np.repeat(column, beams) * len(spec.elevations_deg) + beam, box
 
+
+def _slab_hits(spec: LidarSpec, sensor_to_box: np.ndarray, origin: np.ndarray, half: np.ndarray,
+               directions: np.ndarray, ray: np.ndarray, box: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs whose ray enters its box within range: (ray, box, entry distance, cosine to the entered face)."""
     # Pair arithmetic in float32: ranges to 120 m at millimetre precision, half the memory traffic.
     d_local = np.einsum("pij,pj->pi", sensor_to_box.astype(np.float32)[box], directions.astype(np.float32)[ray])
     d_local[np.abs(d_local) < 1e-9] = 1e-9
@@ -148,10 +172,13 @@ def cast(spec: LidarSpec, ego_xy: np.ndarray, ego_yaw: float, boxes: np.ndarray,
     near_t = np.minimum(t1, t2)
     t_in, t_out = near_t.max(1), np.maximum(t1, t2).min(1)
     hit = (t_out >= t_in) & (t_in > 1e-3) & (t_in < spec.max_range)
-    ray, box, t_in = ray[hit], box[hit], t_in[hit]
     cos_box = np.abs(np.take_along_axis(d_local[hit], near_t[hit].argmax(1)[:, None], 1)[:, 0])
+    return ray[hit], box[hit], t_in[hit], cos_box
 
-    n_rays = len(directions)
+
+def _first_hits(n_rays: int, ray: np.ndarray, box: np.ndarray, t_in: np.ndarray, cos_box: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per ray (n_rays,): the nearest box's distance (inf: none), its index (-1: none) and the cosine there."""
     t_ray = np.full(n_rays, np.inf)
     np.minimum.at(t_ray, ray, t_in)
     owner = np.full(n_rays, -1)
@@ -159,27 +186,32 @@ def cast(spec: LidarSpec, ego_xy: np.ndarray, ego_yaw: float, boxes: np.ndarray,
     nearest = t_in == t_ray[ray]
     owner[ray[nearest]] = box[nearest]
     cos[ray[nearest]] = cos_box[nearest]
+    return t_ray, owner, cos
 
+
+def _ground_hits(directions: np.ndarray, rotation: np.ndarray, position: np.ndarray, t_ray: np.ndarray,
+                 owner: np.ndarray, cos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The flat ground (z = 0) where a ray meets it before any box: its distance, owner -1, the cosine there."""
     up = rotation.T @ np.array([0.0, 0.0, 1.0])  # world up in sensor axes
     down_speed = directions @ up
     t_ground = np.where(down_speed < -1e-6, -position[2] / np.minimum(down_speed, -1e-6), np.inf)
     ground = t_ground < t_ray
-    t_ray = np.where(ground, t_ground, t_ray)
     owner[ground] = -1
     cos[ground] = -down_speed[ground]
-    refl = np.where(owner >= 0, all_refl[owner], GROUND_REFLECTIVITY)
+    return np.where(ground, t_ground, t_ray), owner, cos
 
+
+def _returns(spec: LidarSpec, directions: np.ndarray, t_ray: np.ndarray, refl: np.ndarray, cos: np.ndarray,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The rays that return a point (their indices (K,)) and the points (K, 5): x, y, z, intensity, beam; a return
+    is drawn with a probability that grows with the received power, its range and intensity with sensor noise."""
     power = refl * cos / np.maximum(t_ray / 10.0, 0.1) ** 2
-    keep = (t_ray < spec.max_range) & (rng.random(n_rays) < 1 - np.exp(-power / spec.power_threshold))
+    keep = (t_ray < spec.max_range) & (rng.random(len(t_ray)) < 1 - np.exp(-power / spec.power_threshold))
     keep_idx = np.flatnonzero(keep)
     t_noisy = t_ray[keep_idx] + rng.normal(0, spec.range_noise, len(keep_idx))
     xyz = directions[keep_idx] * t_noisy[:, None]
     intensity = np.clip(np.round(110 * refl[keep_idx] * np.sqrt(cos[keep_idx]) / (1 + (t_ray[keep_idx] / 80) ** 2)
                                  + rng.normal(0, 1.5, len(keep_idx))), 0, 255)
-    points = np.concatenate([xyz, intensity[:, None], (keep_idx % n_beams)[:, None]], axis=1).astype(np.float32)
-
-    n_boxes = len(boxes)
-    crossing = np.bincount(box, minlength=n_boxes + 1)[:n_boxes]
-    visible = np.bincount(owner[owner >= 0], minlength=n_boxes + 1)[:n_boxes]
-    returned = np.bincount(owner[keep_idx][owner[keep_idx] >= 0], minlength=n_boxes + 1)[:n_boxes]
-    return Scan(points=points, box_points=returned, box_visibility=visible / np.maximum(crossing, 1))
+    beam = keep_idx % len(spec.elevations_deg)
+    points = np.concatenate([xyz, intensity[:, None], beam[:, None]], axis=1).astype(np.float32)
+    return keep_idx, points
