@@ -29,6 +29,7 @@ from regnet_explore.analysis.sweep.report import describe, report
 from regnet_explore.commands.arguments import RECIPE_OPTIONS, add_recipe_arguments, int_list
 from regnet_explore.errors import RegNetExploreError, one_line_warnings
 from regnet_explore.settings import NON_NEGATIVE, POSITIVE, arg
+from regnet_explore.train.engine import TrainConfig
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -137,8 +138,15 @@ def _comparison_settings(args: argparse.Namespace) -> ComparisonSettings:
     return shipped_comparison_settings(settings) if args.shipped else settings
 
 
+def _proxy_help() -> str:
+    """The preset as the help text lists it: its sweep settings and what its recipe changes."""
+    recipe, default = PROXY["train"], TrainConfig()
+    changed = [f"{f.name} {getattr(recipe, f.name)}" for f in dataclasses.fields(TrainConfig)
+               if getattr(recipe, f.name) != getattr(default, f.name)]
+    return ", ".join([*(f"{k} {v}" for k, v in PROXY.items() if k != "train"), *changed])
+
+
 def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
-    d = SweepConfig()
     p.add_argument("space", nargs="+", choices=SPACES,
                    help="design space to sample; several: their sweeps (each in OUT/SPACE) are trained as one "
                         "stream that alternates between the spaces, so each machine trains all in equal numbers")
@@ -148,58 +156,76 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                    help="training iterations per model (required without --proxy)")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="sweep directory (rerun the same command to resume)")
     p.add_argument("--proxy", action="store_true",
-                   help="the documented proxy task (docs/sweeps.md): " + ", ".join(f"{k} {v}" for k, v in
-                                                                                 PROXY.items()) +
-                   "; options given on the command line override it")
-    p.add_argument("--data", metavar="DIR", help="dataroot (default: the synthetic mini set of the config's dataset)")
-    p.add_argument("--synthetic", type=_size, metavar="SCENESxKEYFRAMES",
-                   help="without --data: a synthetic set of this size (generated on first use), e.g. 40x4")
-    p.add_argument("--val-synthetic", type=_size, metavar="SCENESxKEYFRAMES",
-                   help="without --data: score on the validation split of a synthetic set of this size instead")
-    p.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
-    p.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
-    p.add_argument("--seed", type=arg(SweepConfig, "seed"), default=d.seed, help="sampling and training seed")
-    p.add_argument("--workers", type=arg(SweepConfig, "workers"), default=d.workers,
-                   help="models trained at a time (local processes)")
-    p.add_argument("--device", nargs="+", help="devices, worker i uses the i-th (round robin), e.g. cuda:0 cuda:1")
-    p.add_argument("--shard", type=_shard, default=d.shard, metavar="I/N",
-                   help="train only the models whose index is I modulo N (one job of an array)")
-    p.add_argument("--backend", choices=BACKENDS, default=d.backend,
-                   help="local: --workers processes here; ray: one Ray task per model (pip install "
-                        "'regnet_explore[cluster]')")
-    p.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
-    p.add_argument("--cpus-per-model", type=arg(SweepConfig, "cpus_per_model"), default=d.cpus_per_model,
-                   help="Ray: CPUs (torch threads) a model")
-    p.add_argument("--gpus-per-model", type=arg(SweepConfig, "gpus_per_model"), default=d.gpus_per_model,
-                   help="Ray: GPUs a model (> 0: CUDA)")
-    p.add_argument("--max-retries", type=arg(SweepConfig, "max_retries"), default=d.max_retries,
-                   help="Ray: reruns of a model whose worker died, each resuming its latest.pth")
-    p.add_argument("--retry-failed", action="store_true", help="train again the models whose row says failed")
-    p.add_argument("--train-seed", type=arg(SweepConfig, "train_seed"),
+                   help=f"the documented proxy task (docs/sweeps.md): {_proxy_help()}; options given on the command "
+                        "line override it")
+    _add_sampling_arguments(p.add_argument_group("sampling and scoring"))
+    _add_data_arguments(p.add_argument_group("data"))
+    _add_detector_arguments(p.add_argument_group("the detector around each backbone"))
+    add_recipe_arguments(p.add_argument_group("training recipe (TrainConfig)"), None,
+                         "a tenth of the budget; --proxy: 50")
+    _add_runner_arguments(p.add_argument_group("where and how the models run"))
+    p.set_defaults(func=run_sweep_command)
+
+
+def _add_sampling_arguments(g: argparse._ArgumentGroup) -> None:
+    d = SweepConfig()
+    g.add_argument("--seed", type=arg(SweepConfig, "seed"), default=d.seed, help="sampling and training seed")
+    g.add_argument("--train-seed", type=arg(SweepConfig, "train_seed"),
                    help="training seed (default: --seed): the same sampled networks from other initial weights "
                         "and data order")
-    p.add_argument("--init-seed", type=arg(SweepConfig, "init_seed"),
+    g.add_argument("--init-seed", type=arg(SweepConfig, "init_seed"),
                    help="initial weights' seed alone (default: the training seed): other initial weights, the same "
                         "data order and augmentation")
-    p.add_argument("--runs", type=arg(SweepConfig, "runs"),
+    g.add_argument("--runs", type=arg(SweepConfig, "runs"),
                    help=f"training runs a model (default {d.runs}), with training seeds T*RUNS .. T*RUNS+RUNS-1 "
                         "for training seed T; its error is their mean (--proxy --runs 2: the proxy whose noise "
                         "meets the bar, at twice the cost; docs/sweeps.md)")
-    p.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
-    p.add_argument("--neck-channels", type=arg(SweepConfig, "neck_channels"),
-                   help="FPN output width (the config's: 256)")
-    p.add_argument("--encoder-channels", type=int_list,
-                   help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
-    p.add_argument("--max-points", type=arg(SweepConfig, "max_points"),
-                   help="points kept per pillar (the config's: 64)")
-    p.add_argument("--flops-min", type=NON_NEGATIVE.parse,
+    g.add_argument("--flops-min", type=NON_NEGATIVE.parse,
                    help="GFLOPs (multiply-adds) of the backbone on the training grid")
-    p.add_argument("--flops-max", type=POSITIVE.parse)
-    p.add_argument("--params-min", type=NON_NEGATIVE.parse, help="millions of backbone parameters")
-    p.add_argument("--params-max", type=POSITIVE.parse)
-    add_recipe_arguments(p, None, "a tenth of the budget; --proxy: 50")
-    p.add_argument("--metric", help=f"error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class> (default {d.metric})")
-    p.set_defaults(func=run_sweep_command)
+    g.add_argument("--flops-max", type=POSITIVE.parse)
+    g.add_argument("--params-min", type=NON_NEGATIVE.parse, help="millions of backbone parameters")
+    g.add_argument("--params-max", type=POSITIVE.parse)
+    g.add_argument("--metric", help=f"error = 1 - METRIC: mAP, NDS (nuScenes) or AP_<class> (default {d.metric})")
+
+
+def _add_data_arguments(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--data", metavar="DIR", help="dataroot (default: the synthetic mini set of the config's dataset)")
+    g.add_argument("--synthetic", type=_size, metavar="SCENESxKEYFRAMES",
+                   help="without --data: a synthetic set of this size (generated on first use), e.g. 40x4")
+    g.add_argument("--val-synthetic", type=_size, metavar="SCENESxKEYFRAMES",
+                   help="without --data: score on the validation split of a synthetic set of this size instead")
+    g.add_argument("--version", help="dataset version (v1.0-mini, v1.0-trainval, v1.01-train)")
+
+
+def _add_detector_arguments(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--config", default=DEFAULT_DETECTOR, help="base detector config whose backbone is replaced")
+    g.add_argument("--classes", nargs="+", help="train and score a subset of the config's classes, e.g. car")
+    g.add_argument("--neck-channels", type=arg(SweepConfig, "neck_channels"),
+                   help="FPN output width (the config's: 256)")
+    g.add_argument("--encoder-channels", type=int_list,
+                   help="pillar encoder layer widths, e.g. 64 (the config's: 64,64)")
+    g.add_argument("--max-points", type=arg(SweepConfig, "max_points"),
+                   help="points kept per pillar (the config's: 64)")
+
+
+def _add_runner_arguments(g: argparse._ArgumentGroup) -> None:
+    d = SweepConfig()
+    g.add_argument("--workers", type=arg(SweepConfig, "workers"), default=d.workers,
+                   help="models trained at a time (local processes)")
+    g.add_argument("--device", nargs="+", help="devices, worker i uses the i-th (round robin), e.g. cuda:0 cuda:1")
+    g.add_argument("--shard", type=_shard, default=d.shard, metavar="I/N",
+                   help="train only the models whose index is I modulo N (one job of an array)")
+    g.add_argument("--backend", choices=BACKENDS, default=d.backend,
+                   help="local: --workers processes here; ray: one Ray task per model (pip install "
+                        "'regnet_explore[cluster]')")
+    g.add_argument("--address", help="Ray cluster address (default: start a local Ray instance)")
+    g.add_argument("--cpus-per-model", type=arg(SweepConfig, "cpus_per_model"), default=d.cpus_per_model,
+                   help="Ray: CPUs (torch threads) a model")
+    g.add_argument("--gpus-per-model", type=arg(SweepConfig, "gpus_per_model"), default=d.gpus_per_model,
+                   help="Ray: GPUs a model (> 0: CUDA)")
+    g.add_argument("--max-retries", type=arg(SweepConfig, "max_retries"), default=d.max_retries,
+                   help="Ray: reruns of a model whose worker died, each resuming its latest.pth")
+    g.add_argument("--retry-failed", action="store_true", help="train again the models whose row says failed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

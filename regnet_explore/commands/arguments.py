@@ -20,7 +20,8 @@ def int_list(text: str) -> tuple[int, ...]:
 RECIPE_OPTIONS = ("batch_size", "lr", "lr_schedule", "warmup_iters", "crop", "crop_placement", "sweeps", "pretrained")
 
 
-def add_recipe_arguments(p: argparse.ArgumentParser, defaults: TrainConfig | None, warmup_default: str) -> None:
+def add_recipe_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: TrainConfig | None,
+                         warmup_default: str) -> None:
     """The recipe's options, parsed with TrainConfig's domains; ``defaults`` None: each left None when not given (the
     caller fills it, e.g. a sweep from its preset)."""
     d = defaults
