@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from regnet_explore.data.dataset import open_dataset
+from regnet_explore.data.dataset import DetectionData, open_dataset
 from regnet_explore.detection.detections import Detections
 from regnet_explore.detection.detector import PointPillars
 from regnet_explore.errors import RegNetExploreError
@@ -71,14 +71,28 @@ def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None =
     out_dir.mkdir(parents=True, exist_ok=True)
     step = _Steps(6)
     files = {"converted backbone": regnet_core(out_dir, arch, step)}
+    val = _mini_val(step, data_root, max_samples)
+    detections = _detect(step, val, device)
+    files.update(_draw_busiest(step, val, detections, out_dir))
+    step("the official nuScenes metric (nuscenes-devkit DetectionEval, detection_cvpr_2019) on mini_val")
+    if max_samples:
+        print("skipped: evaluation needs every sample of the split")
+    else:
+        files["metrics"] = _score(val, detections, out_dir)
+    return files
 
+
+def _mini_val(step: _Steps, data_root: str | None, max_samples: int | None) -> DetectionData:
     step("synthetic nuScenes v1.0-mini (made on first use, in the devkit's exact format)")
     root = Path(data_root) if data_root else ensure_default_dataset("nuscenes")
     val = open_dataset("nuscenes", root, None, "mini_val")
     if max_samples:
         val.tokens = val.tokens[:max_samples]
     print(f"{root}: {len(val)} mini_val key frames")
+    return val
 
+
+def _detect(step: _Steps, val: DetectionData, device: str) -> dict[str, Detections]:
     step(f"PointPillars {DETECTOR} on {device}")
     weights = shipped_checkpoint(DETECTOR)
     model = PointPillars.from_config(DETECTOR, checkpoint=weights, device=device)
@@ -93,36 +107,37 @@ def run_demo(out_dir: Path, arch: str = "RegNetX-400MF", data_root: str | None =
     detections = predict_split(model, val, progress=True)
     per_frame = (time.perf_counter() - t0) / max(len(val), 1)
     print(f"inference: {per_frame:.2f} s per frame, {sum(len(d) for d in detections.values())} boxes")
+    return detections
 
+
+def _draw_busiest(step: _Steps, val: DetectionData, detections: dict[str, Detections], out_dir: Path
+                  ) -> dict[str, Path]:
     step("3D scene (HTML), bird's-eye view and open3d renders of the busiest sample")
     token = max(val.tokens, key=lambda t: len(val.sample(t, with_points=False).gt_boxes))
     sample, pred = val.sample(token), detections[token]
     gt = Detections.from_arrays(sample.gt_boxes, None, sample.gt_labels, val.class_names)
-    files["3D scene"] = out_dir / "scene.html"
+    files = {"3D scene": out_dir / "scene.html", "BEV": out_dir / "bev.png"}
     title = f"{'synthetic ' if val.synthetic else ''}nuScenes mini_val {token[:8]}"  # synthetic data says so
     save_html(scene_figure(sample.points, gt, pred, score_thr=0.3, title=title), files["3D scene"])
-    files["BEV"] = out_dir / "bev.png"
     save_png(bev_figure(sample.points, gt, pred, score_thr=0.3, title=title), files["BEV"])
     ok, message = open3d_status()
-    if ok:
-        try:
-            render_png(out_dir / "open3d.png", sample.points, gt, pred, score_thr=0.3)
-            files["open3d render"] = out_dir / "open3d.png"
-        except Open3DUnavailable as e:
-            print(f"open3d render skipped: {e}")
-    else:
+    if not ok:
         print(f"open3d render skipped: {message}")
-
-    step("the official nuScenes metric (nuscenes-devkit DetectionEval, detection_cvpr_2019) on mini_val")
-    if max_samples:
-        print("skipped: evaluation needs every sample of the split")
-    else:
-        metrics = evaluate_nuscenes(val, detections, out_dir / "eval")
-        print(f"mAP {metrics['mAP']:.4f}  NDS {metrics['NDS']:.4f}  "
-              + "  ".join(f"{k} {metrics[k]:.3f}" for k in ("mATE", "mASE", "mAOE", "mAVE", "mAAE")))
-        print("per class AP: " + ", ".join(f"{c} {ap:.3f}" for c, ap in metrics["class_AP"].items()))
-        files["metrics"] = out_dir / "eval" / "metrics_summary.json"
+        return files
+    try:
+        render_png(out_dir / "open3d.png", sample.points, gt, pred, score_thr=0.3)
+        files["open3d render"] = out_dir / "open3d.png"
+    except Open3DUnavailable as e:
+        print(f"open3d render skipped: {e}")
     return files
+
+
+def _score(val: DetectionData, detections: dict[str, Detections], out_dir: Path) -> Path:
+    metrics = evaluate_nuscenes(val, detections, out_dir / "eval")
+    print(f"mAP {metrics['mAP']:.4f}  NDS {metrics['NDS']:.4f}  "
+          + "  ".join(f"{k} {metrics[k]:.3f}" for k in ("mATE", "mASE", "mAOE", "mAVE", "mAAE")))
+    print("per class AP: " + ", ".join(f"{c} {ap:.3f}" for c, ap in metrics["class_AP"].items()))
+    return out_dir / "eval" / "metrics_summary.json"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
