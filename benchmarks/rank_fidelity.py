@@ -17,13 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from regnet_explore.analysis.stats import spearman_interval
+from regnet_explore.analysis.fidelity import fidelity_report, rank_fidelity
 from regnet_explore.analysis.sweep import PROXY, SweepConfig, load_results, run_sweep
 from regnet_explore.io import write_json_atomic
-
-REFERENCE = "AP_car@0.5"
 
 
 def sweeps(args: argparse.Namespace) -> list[SweepConfig]:
@@ -35,33 +31,8 @@ def sweeps(args: argparse.Namespace) -> list[SweepConfig]:
 
 
 def figures(args: argparse.Namespace) -> dict:
-    long, seed1 = (load_results(cfg.out) for cfg in sweeps(args))
-    proxy = load_results(args.out / "regnetx").set_index("index")["error"]
-    reference = (1 - long.set_index("index")[REFERENCE]).rename("reference")
-    pair = reference.to_frame().join(proxy, how="inner")
-    rho = spearman_interval(pair["error"], pair["reference"], seed=0)
-    again = (1 - seed1.set_index("index")[REFERENCE]).rename("seed_1").to_frame().join(reference, how="inner")
-    noise = float(np.sqrt(np.mean(np.var(again.to_numpy(), axis=1, ddof=1)))) if len(again) else float("nan")
-    spread = float(pair["reference"].std(ddof=1))
-    four = (1 - long.set_index("index")["AP_car"]).loc[pair.index]
-    return dict(models=len(pair), reference=REFERENCE, factor=args.factor, spearman=rho.to_dict(),
-                reference_std=spread, reference_noise=noise, noise_models=len(again),
-                informative=bool(len(again) >= 2 and spread >= 2 * noise),
-                four_threshold_std=float(four.std(ddof=1)), proxy_errors=pair["error"].round(4).tolist(),
-                reference_errors=pair["reference"].round(4).tolist(),
-                cpu=sorted(set(long.get("cpu", []))) if "cpu" in long else [])
-
-
-def report(r: dict) -> str:
-    rho = r["spearman"]
-    return "\n".join([
-        f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']} after {r['factor']}x "
-        f"the budget: Spearman rho {rho['estimate']:.3f}, 95 % BCa [{rho['low']:.3f}, {rho['high']:.3f}], "
-        f"p = {rho['p']:.3g}",
-        f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
-        f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
-        f"{'informative' if r['informative'] else 'NOT informative (spread under twice the noise)'}; the "
-        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}"])
+    long, again = (load_results(cfg.out) for cfg in sweeps(args))
+    return rank_fidelity(load_results(args.out / "regnetx"), long, again, args.factor)
 
 
 def main() -> None:
@@ -80,7 +51,7 @@ def main() -> None:
             print(f"== {Path(cfg.out).name}: {cfg.samples} models, budget {cfg.budget}", flush=True)
             run_sweep(cfg)
     result = figures(args)
-    print(report(result))
+    print(fidelity_report(result))
     write_json_atomic(result, args.out / "fidelity-strict.json")
     print(json.dumps(result["spearman"]))
 

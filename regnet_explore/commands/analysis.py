@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from regnet_explore.analysis.comparison import ComparisonSettings, compare, format_comparison
+from regnet_explore.analysis.fidelity import fidelity_report
 from regnet_explore.analysis.sampling import SPACES
-from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES, shipped_comparison_settings
+from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES, shipped_comparison_settings, shipped_fidelity
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -127,6 +128,10 @@ def run_report_command(args: argparse.Namespace) -> int:
         tables = {o.name: load_results(o) for o in outs}
         result["comparison"] = compare(tables, _comparison_settings(args))
         text.append(format_comparison(result["comparison"]))
+    fidelity = shipped_fidelity() if args.shipped else None
+    if fidelity is not None:
+        result["rank_fidelity"] = fidelity
+        text.append(fidelity_report(fidelity))
     print(json.dumps(result, indent=1, default=float) if args.json else "\n\n".join(text))
     return 0
 

@@ -1,0 +1,65 @@
+"""Rank fidelity of a proxy: do networks keep the proxy's order when trained longer?
+
+The reference is each network's error after a longer run, scored at one strict matching threshold (``AP_car@0.5``,
+1 - car AP at 0.5 m) where the four-threshold AP of long runs saturates; its seed noise comes from a few networks
+trained again with another training seed. The figure counts as informative only when the reference separates the
+networks by at least twice that noise (docs/sweeps.md, the extension's plan)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from regnet_explore.analysis.stats import spearman_interval
+from regnet_explore.errors import RegNetExploreError
+
+STRICT = "AP_car@0.5"
+
+
+def _reference(table: pd.DataFrame, column: str, name: str) -> pd.Series:
+    if column not in table:
+        raise RegNetExploreError(f"the {name} runs have no {column!r} column (rows scored before per-threshold APs)")
+    return (1 - table.set_index("index")[column]).rename(name)
+
+
+def seed_noise(reference: pd.Series, again: pd.Series) -> float:
+    """One run's standard deviation of the reference error, from the networks trained with two seeds: the root of
+    the mean of their per-network sample variances (NaN when no network was trained twice)."""
+    pairs = pd.concat([reference, again], axis=1, join="inner").to_numpy()
+    return float(np.sqrt(np.mean(np.var(pairs, axis=1, ddof=1)))) if len(pairs) else float("nan")
+
+
+def rank_fidelity(proxy: pd.DataFrame, long: pd.DataFrame, again: pd.DataFrame, factor: int,
+                  reference: str = STRICT) -> dict:
+    """Spearman's rho between the proxy's errors (``proxy``: the study's table) and the long runs' reference errors
+    (``long``: the same networks after ``factor`` x the budget), with a BCa interval; the reference's spread
+    across networks and its seed noise (``again``: some of the long runs with another training seed).
+
+    Tables are sweep tables (:func:`sweep.load_results`), matched on the sampling index."""
+    ref = _reference(long, reference, "reference")
+    pair = ref.to_frame().join(proxy.set_index("index")["error"], how="inner")
+    rho = spearman_interval(pair["error"], pair["reference"], seed=0)
+    seed_1 = _reference(again, reference, "seed_1") if len(again) else pd.Series(name="seed_1", dtype=float)
+    noise = seed_noise(ref, seed_1)
+    noise_models = len(ref.index.intersection(seed_1.index))
+    spread = float(pair["reference"].std(ddof=1))
+    four = (1 - long.set_index("index")["AP_car"]).loc[pair.index]
+    return dict(models=len(pair), reference=reference, factor=factor, spearman=rho.to_dict(),
+                reference_std=spread, reference_noise=noise, noise_models=noise_models,
+                informative=bool(noise_models >= 2 and spread >= 2 * noise),
+                four_threshold_std=float(four.std(ddof=1)), proxy_errors=pair["error"].round(4).tolist(),
+                reference_errors=pair["reference"].round(4).tolist(),
+                cpu=sorted(set(long["cpu"])) if "cpu" in long else [])
+
+
+def fidelity_report(r: dict) -> str:
+    """``rank_fidelity``'s figures in two lines."""
+    rho = r["spearman"]
+    return "\n".join([
+        f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']} after {r['factor']}x "
+        f"the budget: Spearman rho {rho['estimate']:.3f}, 95 % BCa [{rho['low']:.3f}, {rho['high']:.3f}], "
+        f"p = {rho['p']:.3g}",
+        f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
+        f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
+        f"{'informative' if r['informative'] else 'NOT informative (spread under twice the noise)'}; the "
+        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}"])

@@ -1,0 +1,64 @@
+"""Rank fidelity (analysis/fidelity.py): Spearman against scipy, the seed noise counted by hand, the verdict."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from regnet_explore.analysis.fidelity import fidelity_report, rank_fidelity, seed_noise
+from regnet_explore.errors import RegNetExploreError
+
+
+def _proxy(errors, first=0):
+    return pd.DataFrame({"index": np.arange(first, first + len(errors)), "error": errors})
+
+
+def _long(strict, four=None, index=None):
+    index = np.arange(len(strict)) if index is None else np.asarray(index)
+    four = np.full(len(strict), 0.9) if four is None else four
+    return pd.DataFrame({"index": index, "AP_car@0.5": 1 - np.asarray(strict), "AP_car": four,
+                         "cpu": "kind A"})
+
+
+def test_seed_noise_is_the_root_mean_of_the_per_network_variances():
+    reference = pd.Series([0.10, 0.20, 0.30], index=[0, 1, 2])
+    again = pd.Series([0.12, 0.26], index=[0, 1])
+    # per network: (0.10 - 0.12)^2 / 2 = 0.0002 and (0.20 - 0.26)^2 / 2 = 0.0018 -> sqrt(0.001)
+    assert seed_noise(reference, again) == pytest.approx(0.0316228, abs=1e-6)
+    assert np.isnan(seed_noise(reference, pd.Series(dtype=float)))
+
+
+def test_spearman_is_scipys_on_the_networks_both_tables_hold():
+    rng = np.random.default_rng(3)
+    proxy = rng.uniform(0.4, 0.6, 30)
+    strict = 0.3 * proxy + rng.normal(0, 0.02, 30)
+    # the long runs hold networks 0-23 in shuffled order, the proxy table 0-29
+    order = rng.permutation(24)
+    long = _long(strict[order], index=order)
+    r = rank_fidelity(_proxy(proxy), long, _long(strict[:4] + 0.001, index=range(4)), factor=4)
+    expected = stats.spearmanr(proxy[:24], strict[:24])
+    assert r["models"] == 24
+    assert r["spearman"]["estimate"] == pytest.approx(expected.statistic, abs=1e-12)
+    assert r["spearman"]["p"] == pytest.approx(expected.pvalue, rel=1e-9)
+    assert r["spearman"]["low"] < expected.statistic < r["spearman"]["high"]
+    assert r["reference_std"] == pytest.approx(np.std(strict[:24], ddof=1), abs=1e-12)
+    assert r["reference_noise"] == pytest.approx(0.001 / np.sqrt(2), abs=1e-9)
+    assert r["noise_models"] == 4 and r["informative"] and r["cpu"] == ["kind A"]
+    assert "informative" in fidelity_report(r) and "NOT" not in fidelity_report(r)
+
+
+def test_a_reference_within_twice_its_noise_is_not_informative():
+    strict = np.linspace(0.10, 0.16, 12)  # std 0.0188: above the noise, under twice it
+    again = _long(strict[:4] + np.array([0.02, -0.02, 0.02, -0.02]), index=range(4))  # noise 0.02 / sqrt(2)
+    proxy = _proxy(np.linspace(0.4, 0.6, 12)[[0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10]])
+    r = rank_fidelity(proxy, _long(strict), again, factor=4)
+    assert r["reference_std"] < 2 * r["reference_noise"] and not r["informative"]
+    assert "NOT informative" in fidelity_report(r)
+    # without a second seed there is no noise to compare with: never informative
+    assert not rank_fidelity(proxy, _long(strict), _long([])[:0], factor=4)["informative"]
+
+
+def test_runs_scored_without_the_strict_threshold_are_refused():
+    long = _long(np.linspace(0.1, 0.2, 6)).drop(columns="AP_car@0.5")
+    with pytest.raises(RegNetExploreError, match="no 'AP_car@0.5' column"):
+        rank_fidelity(_proxy(np.linspace(0.4, 0.6, 6)), long, long, factor=4)
