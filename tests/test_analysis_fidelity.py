@@ -1,11 +1,21 @@
 """Rank fidelity (analysis/fidelity.py): Spearman against scipy, the seed noise counted by hand, the verdict."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from regnet_explore.analysis.fidelity import fidelity_report, rank_fidelity, seed_noise
+from regnet_explore.analysis.fidelity import (
+    fidelity_reading,
+    fidelity_report,
+    rank_fidelity,
+    seed_noise,
+    study_fidelity,
+)
+from regnet_explore.analysis.sweep import PROXY, SweepConfig
+from regnet_explore.analysis.sweep.settings import pin_settings
 from regnet_explore.errors import RegNetExploreError
 
 
@@ -53,7 +63,7 @@ def test_a_reference_within_twice_its_noise_is_not_informative():
     proxy = _proxy(np.linspace(0.4, 0.6, 12)[[0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10]])
     r = rank_fidelity(proxy, _long(strict), again, factor=4)
     assert r["reference_std"] < 2 * r["reference_noise"] and not r["informative"]
-    assert "NOT informative" in fidelity_report(r)
+    assert "NOT informative" in fidelity_report(r) and "uninformative" in fidelity_reading(r)
     # without a second seed there is no noise to compare with: never informative
     assert not rank_fidelity(proxy, _long(strict), _long([])[:0], factor=4)["informative"]
 
@@ -62,3 +72,30 @@ def test_runs_scored_without_the_strict_threshold_are_refused():
     long = _long(np.linspace(0.1, 0.2, 6)).drop(columns="AP_car@0.5")
     with pytest.raises(RegNetExploreError, match="no 'AP_car@0.5' column"):
         rank_fidelity(_proxy(np.linspace(0.4, 0.6, 6)), long, long, factor=4)
+
+
+def _sweep(folder, table, budget, **settings):
+    pin_settings(SweepConfig(**{**PROXY, "budget": budget, **settings}, space="regnetx", out=str(folder)))
+    with open(folder / "results.jsonl", "w") as f:
+        for row in table.to_dict("records"):
+            f.write(json.dumps({"space": "regnetx", "status": "ok", **row}) + "\n")
+
+
+def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_runs(tmp_path):
+    rng = np.random.default_rng(5)
+    proxy, strict = rng.uniform(0.4, 0.6, 12), rng.uniform(0.05, 0.3, 12)
+    _sweep(tmp_path / "regnetx", _proxy(proxy), 512)
+    assert study_fidelity(tmp_path) is None
+    _sweep(tmp_path / "fidelity-4x-strict", _long(strict).drop(columns="cpu"), 2048)
+    assert study_fidelity(tmp_path) is None  # the seed runs are missing
+    _sweep(tmp_path / "fidelity-4x-strict-seed-1", _long(strict[:4] + 0.01).drop(columns="cpu"), 2048, train_seed=1)
+    r = study_fidelity(tmp_path)
+    assert r["factor"] == 4 and r["models"] == 12
+    assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy, strict).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("low, says", [(0.65, "keeps the order"), (0.2, "loosely"), (-0.1, "admits no relation")])
+def test_an_informative_figure_is_read_by_its_interval(low, says):
+    r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.7, low=low, high=0.9),
+             reference_std=0.05, reference_noise=0.01, informative=True)
+    assert says in fidelity_reading(r) and "informative:" in fidelity_reading(r)

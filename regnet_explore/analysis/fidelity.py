@@ -7,13 +7,19 @@ networks by at least twice that noise (docs/sweeps.md, the extension's plan)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from regnet_explore.analysis.stats import spearman_interval
+from regnet_explore.analysis.sweep import load_results, read_settings
 from regnet_explore.errors import RegNetExploreError
 
 STRICT = "AP_car@0.5"
+# a study's sweep folders of the first RegNetX networks at 4x the budget, and of a few of them with another seed
+# (benchmarks/rank_fidelity.py)
+STRICT_RUNS = ("fidelity-4x-strict", "fidelity-4x-strict-seed-1")
 
 
 def _reference(table: pd.DataFrame, column: str, name: str) -> pd.Series:
@@ -52,8 +58,39 @@ def rank_fidelity(proxy: pd.DataFrame, long: pd.DataFrame, again: pd.DataFrame, 
                 cpu=sorted(set(long["cpu"])) if "cpu" in long else [])
 
 
+def study_fidelity(root: str | Path) -> dict | None:
+    """:func:`rank_fidelity` of a study folder (``regnetx/`` and the :data:`STRICT_RUNS` folders in ``root``), the
+    budget factor read from their settings; None when the study has no such runs."""
+    root = Path(root)
+    if not all((root / name / "sweep.json").exists() for name in STRICT_RUNS):
+        return None
+    long, again = (load_results(root / name) for name in STRICT_RUNS)
+    factor = read_settings(root / STRICT_RUNS[0]).budget // read_settings(root / "regnetx").budget
+    return rank_fidelity(load_results(root / "regnetx"), long, again, factor)
+
+
+def fidelity_reading(r: dict) -> str:
+    """What ``rank_fidelity``'s figures say about the proxy, in words (the plan's rule: informative only when the
+    reference's spread is at least twice its seed noise)."""
+    rho = r["spearman"]
+    said = (f"Fidelity against a reference that does not saturate ({r['models']} networks after {r['factor']}x the "
+            f"budget, error = 1 - {r['reference']}): Spearman rho {rho['estimate']:.2f} (95 % BCa interval "
+            f"{rho['low']:.2f} to {rho['high']:.2f}). ")
+    if not r["informative"]:
+        return said + (f"The long runs separate the networks by {r['reference_std']:.3f}, less than twice their own "
+                       f"seed noise ({r['reference_noise']:.3f}): by the plan's rule the figure is uninformative.")
+    said += (f"The long runs separate the networks ({r['reference_std']:.3f}, at least twice their seed noise "
+             f"{r['reference_noise']:.3f}), so the figure is informative: ")
+    if rho["low"] >= 0.6:
+        return said + "the proxy keeps the order longer training gives."
+    if rho["low"] > 0:
+        return said + (f"the proxy's order is related to the long runs', but loosely (the interval reaches down to "
+                       f"{rho['low']:.2f}): compare whole spaces with it, not single models.")
+    return said + "the interval admits no relation: the proxy's order of single models says little about theirs."
+
+
 def fidelity_report(r: dict) -> str:
-    """``rank_fidelity``'s figures in two lines."""
+    """``rank_fidelity``'s figures in two lines, then :func:`fidelity_reading`."""
     rho = r["spearman"]
     return "\n".join([
         f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']} after {r['factor']}x "
@@ -62,4 +99,5 @@ def fidelity_report(r: dict) -> str:
         f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
         f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
         f"{'informative' if r['informative'] else 'NOT informative (spread under twice the noise)'}; the "
-        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}"])
+        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}",
+        fidelity_reading(r)])

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from regnet_explore.analysis.comparison import ComparisonSettings
-from regnet_explore.analysis.fidelity import rank_fidelity
+from regnet_explore.analysis.fidelity import study_fidelity
 from regnet_explore.analysis.sweep import SweepConfig, load_results, read_settings
 from regnet_explore.errors import RegNetExploreError
 
@@ -26,8 +26,6 @@ RESULTS_DIR = Path(__file__).with_name("results")
 STUDY_SPACES = ("regnetx", "anynetxa")
 # the CPU kind of the shipped rows that predate the per-row record: results/README.md, "Which CPU trained them"
 SHIPPED_CPU = "AMD EPYC (family 25 model 17, AVX512)"
-# the first RegNetX networks at 4x the budget and a few of them with another seed (benchmarks/rank_fidelity.py)
-STRICT_FIDELITY = ("fidelity-4x-strict", "fidelity-4x-strict-seed-1")
 
 
 def shipped_names() -> list[str]:
@@ -57,13 +55,8 @@ def shipped_quality() -> dict:
 
 
 def shipped_fidelity() -> dict | None:
-    """The shipped proxy's rank fidelity (:func:`fidelity.rank_fidelity`): the study's RegNetX errors against the
-    :data:`STRICT_FIDELITY` runs; None while those runs are not shipped."""
-    if not set(STRICT_FIDELITY) <= set(shipped_names()):
-        return None
-    long, again = (shipped_results(name) for name in STRICT_FIDELITY)
-    factor = shipped_settings(STRICT_FIDELITY[0]).budget // shipped_settings("regnetx").budget
-    return rank_fidelity(shipped_results("regnetx"), long, again, factor)
+    """The shipped proxy's rank fidelity (:func:`fidelity.study_fidelity`); None while its runs are not shipped."""
+    return study_fidelity(RESULTS_DIR)
 
 
 def shipped_comparison_settings(settings: ComparisonSettings) -> ComparisonSettings:
