@@ -3,6 +3,7 @@ the analysis (correlations, Pareto front, budget table) against scipy and brute 
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import shutil
@@ -12,8 +13,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from regnet_explore.analysis.latency import LatencyConfig, load_latency, run_latency
-from regnet_explore.analysis.latency_analysis import analyse, budget_table, correlations, pareto_front
+from regnet_explore.analysis.latency import LatencyConfig, MixedRunsWarning, load_latency, run_latency
+from regnet_explore.analysis.latency_analysis import analyse, budget_table, correlations, format_analysis, pareto_front
 from regnet_explore.analysis.sweep import load_results
 from regnet_explore.cli import main
 from regnet_explore.machine import cpu_kind
@@ -64,6 +65,8 @@ def test_every_model_is_timed_in_each_precision_with_its_machine(timed):
         assert 0 < stages <= row["total_ms"] * 1.05  # the stages are inside the frame's time
         assert row["backbone_flops"] > 0 and row["backbone_acts"] > 0 and row["backbone_params"] > 0
     assert set(table["device_name"]) == {cpu_kind()} and set(table["points"]) == {4000}
+    (run,) = set(table["run"])  # one run, stamped with the UTC time it started
+    assert datetime.datetime.fromisoformat(run).utcoffset() == datetime.timedelta(0)
 
 
 def test_a_model_that_cannot_be_built_gets_a_failed_row_and_the_rest_go_on(timed):
@@ -76,7 +79,8 @@ def test_a_rerun_times_nothing_already_timed(timed):
     cfg, table, _ = timed
     lines = len(open(cfg.out).read().splitlines())
     seen = []
-    again = run_latency(cfg, on_row=seen.append)
+    with pytest.warns(MixedRunsWarning, match="2 timings join 6 of this device kind from an earlier run"):
+        again = run_latency(cfg, on_row=seen.append)
     assert [r["index"] for r in seen] == [3, 3]  # the failed model is tried again, the timed ones are not
     assert len(open(cfg.out).read().splitlines()) == lines + 2 and len(again) == len(table)
 
@@ -124,5 +128,11 @@ def test_latency_report_of_the_tiny_sweep(timed, broken_sweep, capsys):
     assert main(["latency-report", str(broken_sweep), "--table", cfg.out, "--budget", "1e6"]) == 0
     text = capsys.readouterr().out
     assert "latency vs flops: Spearman" in text and "Pareto front" in text and "under 1e+06 ms (3 of 3 models)" in text
+    assert "timed in one run (" in text
+    mixed = load_latency(cfg.out)
+    mixed.loc[mixed.index[mixed["status"] == "ok"][0], "run"] = "2026-01-01T00:00:00+00:00"
+    assert "timed in 2 runs" in format_analysis(analyse(mixed, {"tiny": load_results(broken_sweep)}, [1e6], 200))
+    assert "runs not recorded" in format_analysis(analyse(mixed.drop(columns="run"), {"tiny": load_results(
+        broken_sweep)}, [1e6], 200))
     line = cli_error(capsys, ["latency", str(broken_sweep), "--precision", "int8", "--out", cfg.out])
     assert "precisions ['int8']: on cpu give some of fp32, bf16" in line

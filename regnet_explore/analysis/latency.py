@@ -10,8 +10,10 @@ passes then the median of ``frames`` (per stage by :func:`detection.timing.stage
 Table (``latency.jsonl``, one JSON row a line, appended with fsync): the model's ``space`` and ``index``, the
 ``precision``, ``status`` (``ok`` or ``failed`` with ``reason``), ``total_ms`` and ``<stage>_ms`` (medians), the
 backbone's complexity on the deployment grid (``backbone_flops``, ``backbone_acts``, ``backbone_params``), and the
-machine (:func:`machine.machine_fields`), the point count and the date. A model timed in a precision on a device
-kind is skipped on a rerun.
+machine (:func:`machine.machine_fields`), the point count, the date and the ``run`` (the UTC time the command
+started). A model timed in a precision on a device kind is skipped on a rerun. Times of separate runs on one device
+kind differ by a few per cent (the machine's state, another session's host): a table meant for comparison is timed
+in one run, and a run that adds to an earlier run's rows warns (:class:`MixedRunsWarning`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import datetime
 import re
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,6 +177,10 @@ def check(cfg: LatencyConfig) -> None:
             raise RegNetExploreError(f"{sweep}: no sweep results table (results*.jsonl) there")
 
 
+class MixedRunsWarning(UserWarning):
+    """A latency run adds timings to a table that holds this device kind's timings of an earlier run."""
+
+
 def run_latency(cfg: LatencyConfig, on_row: Callable[[dict], None] | None = None) -> pd.DataFrame:
     """Time every finished model of ``cfg.sweeps`` in each precision not yet in ``cfg.out`` for this device kind;
     returns the whole table."""
@@ -190,9 +197,14 @@ def run_latency(cfg: LatencyConfig, on_row: Callable[[dict], None] | None = None
         models = [t.nsmallest(cfg.limit, "index") for t in models]
     todo = [(row, p) for t in models for row in t.to_dict("records") for p in cfg.precisions
             if (row["space"], int(row["index"]), p) not in done]
+    if todo and done:
+        warnings.warn(f"{out}: {len(todo)} timings join {len(done)} of this device kind from an earlier run; times of "
+                      "separate runs differ by a few per cent (5 % seen on one CPU kind between two sessions): to "
+                      "compare models, time them all in one run (a new --out)", MixedRunsWarning, stacklevel=2)
+    now = datetime.datetime.now(datetime.timezone.utc)
     context = {**machine_fields(cfg.device), "points": len(points), "cloud": source, "detector": cfg.detector,
                "compile": cfg.compile, "warmup": cfg.warmup, "frames": cfg.frames,
-               "date": datetime.date.today().isoformat()}
+               "date": now.date().isoformat(), "run": now.isoformat(timespec="seconds")}
     with jsonl_appender(out, "another latency run is writing it; wait for it to finish or stop it") as write:
         for row, precision in todo:
             timed = {**time_model(cfg, row, precision, points), **context}
@@ -215,5 +227,6 @@ def load_latency(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(list(rows.values()))
 
 
-__all__ = ["PRECISIONS", "SHIPPED_LATENCY", "LatencyConfig", "backbone_complexity", "deployable", "device_slug",
-           "load_cloud", "load_latency", "reference_cloud", "row_stages", "run_latency", "time_frames", "time_model"]
+__all__ = ["PRECISIONS", "SHIPPED_LATENCY", "LatencyConfig", "MixedRunsWarning", "backbone_complexity", "deployable",
+           "device_slug", "load_cloud", "load_latency", "reference_cloud", "row_stages", "run_latency", "time_frames",
+           "time_model"]

@@ -19,6 +19,7 @@ from regnet_explore.analysis.edf import ks_test
 from regnet_explore.errors import RegNetExploreError
 
 MEASURES = ("backbone_flops", "backbone_acts", "backbone_params")
+UNRECORDED = "not recorded"  # the run of rows timed before each row recorded it
 
 
 def joined(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -95,6 +96,7 @@ def analyse(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], budgets_m
         result = dict(device=device, precision=precision, models=len(part),
                       threads=sorted(set(part["threads"])), torch=sorted(set(part["torch"])),
                       points=sorted(set(part["points"])),
+                      runs=sorted(set(part["run"].fillna(UNRECORDED))) if "run" in part else [UNRECORDED],
                       median_ms=float(part["total_ms"].median()),
                       stage_share={s: float(part[f"{s}_ms"].sum() / part["total_ms"].sum())
                                    for s in ("voxelize", "encoder", "scatter", "backbone", "neck", "head", "decode")},
@@ -113,13 +115,22 @@ def analyse(latency: pd.DataFrame, sweeps: Mapping[str, pd.DataFrame], budgets_m
     return results
 
 
+def _runs(runs: Sequence[str]) -> str:
+    if list(runs) == [UNRECORDED]:
+        return "runs not recorded"
+    if len(runs) == 1:
+        return f"timed in one run ({runs[0]})"
+    return f"timed in {len(runs)} runs (times of separate runs differ by a few per cent)"
+
+
 def format_analysis(results: Sequence[dict]) -> str:
     """:func:`analyse`'s figures as text."""
     lines = []
     for r in results:
         threads = "/".join(str(t) for t in r["threads"])
         lines.append(f"{r['device']}, {r['precision']}, {threads} thread(s), torch {', '.join(r['torch'])}, "
-                     f"{r['points'][0]} points: {r['models']} models, median {r['median_ms']:.0f} ms a frame")
+                     f"{r['points'][0]} points: {r['models']} models, median {r['median_ms']:.0f} ms a frame, "
+                     f"{_runs(r['runs'])}")
         share = ", ".join(f"{s} {v:.0%}" for s, v in r["stage_share"].items())
         lines.append(f"  time by stage (all models): {share}")
         for c in r["correlations"]:

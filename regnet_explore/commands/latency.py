@@ -11,6 +11,7 @@ from regnet_explore.analysis.latency import (
     PRECISIONS,
     SHIPPED_LATENCY,
     LatencyConfig,
+    MixedRunsWarning,
     device_slug,
     load_latency,
     run_latency,
@@ -18,7 +19,7 @@ from regnet_explore.analysis.latency import (
 from regnet_explore.analysis.latency_analysis import analyse, format_analysis
 from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES
 from regnet_explore.analysis.sweep import DEFAULT_DETECTOR, load_results
-from regnet_explore.errors import RegNetExploreError
+from regnet_explore.errors import RegNetExploreError, one_line_warnings
 from regnet_explore.settings import POSITIVE, arg
 
 
@@ -46,7 +47,8 @@ def run_latency_command(args: argparse.Namespace) -> int:
                         device=args.device, detector=args.config, warmup=args.warmup, frames=args.frames,
                         points=args.points, compile=args.compile, limit=args.limit)
     count = [0]
-    table = run_latency(cfg, on_row=lambda row: _progress(row, count))
+    with one_line_warnings("latency", MixedRunsWarning):
+        table = run_latency(cfg, on_row=lambda row: _progress(row, count))
     failed = int((table["status"] != "ok").sum())
     print(f"latency: {len(table)} rows in {out} ({count[0]} timed now, {failed} failed)")
     return 0
