@@ -98,4 +98,4 @@ def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_run
 def test_an_informative_figure_is_read_by_its_interval(low, says):
     r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.7, low=low, high=0.9),
              reference_std=0.05, reference_noise=0.01, informative=True)
-    assert says in fidelity_reading(r) and "informative:" in fidelity_reading(r)
+    assert says in fidelity_reading(r) and "is informative." in fidelity_reading(r)

@@ -80,13 +80,13 @@ def fidelity_reading(r: dict) -> str:
         return said + (f"The long runs separate the networks by {r['reference_std']:.3f}, less than twice their own "
                        f"seed noise ({r['reference_noise']:.3f}): by the plan's rule the figure is uninformative.")
     said += (f"The long runs separate the networks ({r['reference_std']:.3f}, at least twice their seed noise "
-             f"{r['reference_noise']:.3f}), so the figure is informative: ")
+             f"{r['reference_noise']:.3f}), so the figure is informative. ")
     if rho["low"] >= 0.6:
-        return said + "the proxy keeps the order longer training gives."
+        return said + "The proxy keeps the order longer training gives."
     if rho["low"] > 0:
-        return said + (f"the proxy's order is related to the long runs', but loosely (the interval reaches down to "
+        return said + (f"The proxy's order is related to the long runs', but loosely (the interval reaches down to "
                        f"{rho['low']:.2f}): compare whole spaces with it, not single models.")
-    return said + "the interval admits no relation: the proxy's order of single models says little about theirs."
+    return said + "Its interval admits no relation: the proxy's order of single models says little about theirs."
 
 
 def fidelity_report(r: dict) -> str:
