@@ -440,3 +440,18 @@ def test_rows_of_another_cpu_kind_are_warned_about_in_one_line(tiny_sweep, nus_r
     assert main(tiny_sweep_args(nus_root, other, 3)) == 0
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("regnet-explore sweep: warning: ") and cpu_kind() in err[0]
+
+
+def test_the_shipped_study_holds_the_planned_extension():
+    """docs/sweeps.md's plan: at least 224 finished models a space, every row from index 112 on with its machine,
+    both spaces trained on the same CPU kinds in equal numbers."""
+    from regnet_explore.analysis.shipped import shipped_results
+
+    kinds = {}
+    for space in ("regnetx", "anynetxa"):
+        table = shipped_results(space, failed=True)
+        assert (table["status"] == "ok").sum() >= 224 and list(table["index"]) == list(range(len(table)))
+        new = table[table["index"] >= 112]
+        assert new[["cpu", "cpu_cores", "threads", "torch"]].notna().all().all()
+        kinds[space] = new["cpu"].value_counts().to_dict()
+    assert kinds["regnetx"] == kinds["anynetxa"]
