@@ -3,10 +3,12 @@ the analysis (correlations, Pareto front, budget table) against scipy and brute 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import json
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -79,10 +81,20 @@ def test_a_rerun_times_nothing_already_timed(timed):
     cfg, table, _ = timed
     lines = len(open(cfg.out).read().splitlines())
     seen = []
-    with pytest.warns(MixedRunsWarning, match="2 timings join 6 of this device kind from an earlier run"):
+    with pytest.warns(MixedRunsWarning, match="2 timings join 6 of this device kind and precision from an earlier"):
         again = run_latency(cfg, on_row=seen.append)
     assert [r["index"] for r in seen] == [3, 3]  # the failed model is tried again, the timed ones are not
     assert len(open(cfg.out).read().splitlines()) == lines + 2 and len(again) == len(table)
+
+
+def test_another_precision_in_the_same_table_is_its_own_run(timed, tmp_path):
+    cfg, _, _ = timed
+    fp32 = tmp_path / "fp32.jsonl"
+    fp32.write_text("".join(line for line in open(cfg.out) if '"precision": "fp32"' in line))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MixedRunsWarning)
+        table = run_latency(dataclasses.replace(cfg, out=str(fp32), precisions=("bf16",)))
+    assert (table["precision"] == "bf16").sum() == 4
 
 
 def test_pareto_front_is_the_brute_force_set_of_undominated_models():

@@ -197,10 +197,13 @@ def run_latency(cfg: LatencyConfig, on_row: Callable[[dict], None] | None = None
         models = [t.nsmallest(cfg.limit, "index") for t in models]
     todo = [(row, p) for t in models for row in t.to_dict("records") for p in cfg.precisions
             if (row["space"], int(row["index"]), p) not in done]
-    if todo and done:
-        warnings.warn(f"{out}: {len(todo)} timings join {len(done)} of this device kind from an earlier run; times of "
-                      "separate runs differ by a few per cent (5 % seen on one CPU kind between two sessions): to "
-                      "compare models, time them all in one run (a new --out)", MixedRunsWarning, stacklevel=2)
+    adding = {p for _, p in todo}
+    joined = [key for key in done if key[2] in adding]  # the report keeps precisions apart
+    if joined:
+        warnings.warn(f"{out}: {len(todo)} timings join {len(joined)} of this device kind and precision from an "
+                      "earlier run; times of separate runs differ by a few per cent (5 % seen on one CPU kind between "
+                      "two sessions): to compare models, time them all in one run (a new --out)", MixedRunsWarning,
+                      stacklevel=2)
     now = datetime.datetime.now(datetime.timezone.utc)
     context = {**machine_fields(cfg.device), "points": len(points), "cloud": source, "detector": cfg.detector,
                "compile": cfg.compile, "warmup": cfg.warmup, "frames": cfg.frames,
