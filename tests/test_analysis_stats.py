@@ -187,3 +187,22 @@ def test_spearman_interval_covers_the_known_rank_correlation():
         assert est.estimate == pytest.approx(stats.spearmanr(x, y).statistic)
         covered += est.low < known < est.high
     assert covered >= 25  # 95 % intervals: 28.5 of 30 expected
+
+
+def test_compare_shows_its_stages_and_the_e_fit_models_only_when_asked(capsys):
+    from regnet_explore.analysis.comparison import STAGES, ComparisonSettings, compare, e_fit
+    from regnet_explore.analysis.fit import fit_block_widths, stage_to_block_widths
+
+    tables = {name: shipped_results(name).head(12) for name in ("regnetx", "anynetxa")}
+    settings = ComparisonSettings(permutations=200, simulations=200)
+    quiet = compare(tables, settings)
+    assert capsys.readouterr().err == ""
+    shown = compare(tables, settings, progress=True)
+    bar = capsys.readouterr().err
+    assert all(stage in bar for stage in STAGES) and "4/4" in bar and "e_fit" in bar and "12/12" in bar
+    assert shown == quiet  # the bar changes nothing it computes
+    anynet = tables["anynetxa"]
+    assert e_fit(anynet, progress=True).tolist() == [
+        fit_block_widths(stage_to_block_widths(w, d)).fit_error
+        for w, d in zip(anynet["stage_widths"], anynet["stage_depths"])]
+    assert "12/12" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from regnet_explore.analysis import stats
 from regnet_explore.analysis.edf import ks_test, summary
@@ -25,6 +26,7 @@ RESAMPLES = Domain(int, 100)  # permutations, bootstrap resamples, simulated tab
 REGNET_PARAMS = ("depth", "w0", "wa", "wm", "group_w", "bot_mul")
 THRESHOLDS = (0.40, 0.45, 0.50)
 UNRECORDED = "unrecorded"
+STAGES = ("adjusted shift", "distributions", "power", "trends")  # compare's steps, as its progress bar names them
 
 
 @dataclass(frozen=True)
@@ -67,21 +69,23 @@ def measured_noise(tables: dict[str, pd.DataFrame]) -> tuple[float, int] | None:
     return (float(np.sqrt(np.mean(variances))), len(variances)) if variances else None
 
 
-def e_fit(table: pd.DataFrame) -> np.ndarray:
-    """Each model's distance to the RegNet family (:func:`fit.fit_block_widths`'s e_fit of its block widths)."""
-    return np.array([fit_block_widths(stage_to_block_widths(w, d)).fit_error
-                     for w, d in zip(table["stage_widths"], table["stage_depths"])])
+def e_fit(table: pd.DataFrame, progress: bool = False) -> np.ndarray:
+    """Each model's distance to the RegNet family (:func:`fit.fit_block_widths`'s e_fit of its block widths);
+    ``progress``: a bar over the models (a few hundred take seconds)."""
+    models = tqdm(zip(table["stage_widths"], table["stage_depths"]), total=len(table), desc="e_fit", unit="model",
+                  leave=False, disable=not progress)
+    return np.array([fit_block_widths(stage_to_block_widths(w, d)).fit_error for w, d in models])
 
 
 def _params(table: pd.DataFrame) -> list[str]:
     return [p for p in REGNET_PARAMS if p in table and table[p].nunique() > 1]
 
 
-def _trends(table: pd.DataFrame) -> list[dict]:
+def _trends(table: pd.DataFrame, progress: bool = False) -> list[dict]:
     table = table.copy()
     params = _params(table)
     if not params:  # an AnyNet space: how far each model is from a RegNet
-        table["e_fit"] = e_fit(table)
+        table["e_fit"] = e_fit(table, progress)
         params = ["e_fit"]
     return stats.trends(table, params).to_dict("records")
 
@@ -125,8 +129,15 @@ def _verdict(names: tuple[str, str], adjusted: stats.AdjustedShift, equivalence:
             "with 80 % power")
 
 
-def compare(tables: dict[str, pd.DataFrame], settings: ComparisonSettings | None = None) -> dict:
-    """Every figure of two sweeps compared (finished rows with ``error``, ``flops``, ``acts``), as plain data."""
+def _next_stage(bar: tqdm, stage: int) -> None:
+    bar.update()
+    bar.set_postfix_str(STAGES[stage] if stage < len(STAGES) else "done")
+
+
+def compare(tables: dict[str, pd.DataFrame], settings: ComparisonSettings | None = None,
+            progress: bool = False) -> dict:
+    """Every figure of two sweeps compared (finished rows with ``error``, ``flops``, ``acts``), as plain data;
+    ``progress``: a bar through :data:`STAGES` (seconds each at a few hundred models a space)."""
     s = settings or ComparisonSettings()
     if len(tables) != 2:
         raise RegNetExploreError(f"compare takes two tables, got {len(tables)}")
@@ -137,13 +148,22 @@ def compare(tables: dict[str, pd.DataFrame], settings: ComparisonSettings | None
             raise RegNetExploreError(f"{name}: {len(t)} finished models; a comparison needs at least 3 a space")
     kinds = sorted(set(a["cpu"]) | set(b["cpu"]))
     factors = ("cpu",) if len(kinds) > 1 else ()
-    adjusted = stats.adjusted_shift(a, b, factors=factors, level=s.level, n_permutations=s.permutations,
-                                    seed=s.seed)
-    equivalence = stats.tost(adjusted.estimate, adjusted.se, adjusted.df, s.margin, s.alpha)
-    weights = stats.joint_complexity_weights(tables)
-    normalised = ks_test(a["error"], b["error"], weights[name_a], weights[name_b])
-    d, p = stats.ks_exact(a["error"], b["error"])
-    power = _power(tables, adjusted, s)
+    with tqdm(total=len(STAGES), desc="compare", unit="stage", leave=False, disable=not progress) as bar:
+        bar.set_postfix_str(STAGES[0])
+        adjusted = stats.adjusted_shift(a, b, factors=factors, level=s.level, n_permutations=s.permutations,
+                                        seed=s.seed)
+        equivalence = stats.tost(adjusted.estimate, adjusted.se, adjusted.df, s.margin, s.alpha)
+        _next_stage(bar, 1)
+        weights = stats.joint_complexity_weights(tables)
+        normalised = ks_test(a["error"], b["error"], weights[name_a], weights[name_b])
+        d, p = stats.ks_exact(a["error"], b["error"])
+        hodges_lehmann = stats.hodges_lehmann(a["error"], b["error"], s.level)
+        mean_difference = stats.mean_difference(a["error"], b["error"], s.level, seed=s.seed)
+        _next_stage(bar, 2)
+        power = _power(tables, adjusted, s)
+        _next_stage(bar, 3)
+        trends = {name: _trends(t, progress) for name, t in tables.items()}
+        _next_stage(bar, 4)
     return dict(
         spaces={name: {**summary(t["error"], thresholds=THRESHOLDS), "cpu": t["cpu"].value_counts().to_dict(),
                        "median_acts": float(t["acts"].median()), "median_flops": float(t["flops"].median())}
@@ -154,10 +174,9 @@ def compare(tables: dict[str, pd.DataFrame], settings: ComparisonSettings | None
             ks=dict(D=d, p=p),
             ks_complexity_normalised=dict(D=normalised.statistic, p=normalised.pvalue, n_a=normalised.n_a,
                                           n_b=normalised.n_b, columns=list(stats.COMPLEXITY), bins=3),
-            hodges_lehmann=stats.hodges_lehmann(a["error"], b["error"], s.level).to_dict(),
-            mean_difference=stats.mean_difference(a["error"], b["error"], s.level, seed=s.seed).to_dict()),
+            hodges_lehmann=hodges_lehmann.to_dict(), mean_difference=mean_difference.to_dict()),
         power=power,
-        trends={name: _trends(t) for name, t in tables.items()},
+        trends=trends,
         verdict=_verdict((name_a, name_b), adjusted, equivalence, power["detectable_shift"]["adjusted"]))
 
 
@@ -208,5 +227,5 @@ def format_comparison(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["REGNET_PARAMS", "THRESHOLDS", "ComparisonSettings", "compare", "cpu_kinds", "e_fit",
+__all__ = ["REGNET_PARAMS", "STAGES", "THRESHOLDS", "ComparisonSettings", "compare", "cpu_kinds", "e_fit",
            "format_comparison", "measured_noise"]

@@ -126,7 +126,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     text = [report(o) for o in outs]
     if len(outs) == 2:
         tables = {o.name: load_results(o) for o in outs}
-        result["comparison"] = compare(tables, _comparison_settings(args))
+        result["comparison"] = compare(tables, _comparison_settings(args), progress=sys.stderr.isatty())
         text.append(format_comparison(result["comparison"]))
     fidelity = shipped_fidelity() if args.shipped else None
     if fidelity is not None:
