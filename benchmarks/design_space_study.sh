@@ -2,7 +2,9 @@
 # The design-space study shipped in regnet_explore/analysis/results/ (docs/sweeps.md, "The study"): first the proxy's
 # quality figures (benchmarks/proxy_quality.py: 32 RegNetX models, 4 of them with 3 training seeds, 12 of them at 4x
 # the budget, 4 of those with a second training seed), then RegNetX against AnyNetX_A under the --proxy preset, grown
-# 16 models at a time per space so that a stopped run leaves two comparable populations. Resumable: run it again and
+# 16 models at a time per space so that a stopped run leaves two comparable populations, and last the rank fidelity
+# against the strict reference (benchmarks/rank_fidelity.py: RegNetX 0-23 at 4x the budget, 4 of them with a second
+# training seed; after the study, as its plan fixed). Resumable: run it again and
 # it continues where it stopped. RUNS=2 makes it the study of the proxy that averages two runs a model (sweep --runs 2,
 # in $OUT/<space>-2-runs; its quality figures from 1-run tables of seeds 0-5, proxy_quality.py --runs 2).
 #   OUT=sweeps/proxy WORKERS=2 SAMPLES=224 RUNS=1 bash benchmarks/design_space_study.sh
@@ -26,3 +28,6 @@ for n in $(seq 32 16 "$SAMPLES"); do
   fi
 done
 "$PY" benchmarks/proxy_quality.py --out "$OUT" --report-only --runs "$RUNS"
+if [ "$RUNS" = 1 ]; then
+  "$PY" benchmarks/rank_fidelity.py --out "$OUT" --workers "$WORKERS"
+fi

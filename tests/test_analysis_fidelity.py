@@ -54,7 +54,9 @@ def test_spearman_is_scipys_on_the_networks_both_tables_hold():
     assert r["reference_std"] == pytest.approx(np.std(strict[:24], ddof=1), abs=1e-12)
     assert r["reference_noise"] == pytest.approx(0.001 / np.sqrt(2), abs=1e-9)
     assert r["noise_models"] == 4 and r["informative"] and r["cpu"] == ["kind A"]
-    assert "informative" in fidelity_report(r) and "NOT" not in fidelity_report(r)
+    report = fidelity_report(r)
+    assert "so the figure is informative" in report and "uninformative" not in report
+    assert f"{r['reference_std'] / r['reference_noise']:.1f}x, the plan asks at least 2x" in report
 
 
 def test_a_reference_within_twice_its_noise_is_not_informative():
@@ -63,9 +65,10 @@ def test_a_reference_within_twice_its_noise_is_not_informative():
     proxy = _proxy(np.linspace(0.4, 0.6, 12)[[0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10]])
     r = rank_fidelity(proxy, _long(strict), again, factor=4)
     assert r["reference_std"] < 2 * r["reference_noise"] and not r["informative"]
-    assert "NOT informative" in fidelity_report(r) and "uninformative" in fidelity_reading(r)
+    assert "uninformative" in fidelity_report(r) and "uninformative" in fidelity_reading(r)
     # without a second seed there is no noise to compare with: never informative
-    assert not rank_fidelity(proxy, _long(strict), _long([])[:0], factor=4)["informative"]
+    alone = rank_fidelity(proxy, _long(strict), _long([])[:0], factor=4)
+    assert not alone["informative"] and "noise unmeasured (no network trained twice)" in fidelity_report(alone)
 
 
 def test_runs_scored_without_the_strict_threshold_are_refused():
@@ -99,3 +102,4 @@ def test_an_informative_figure_is_read_by_its_interval(low, says):
     r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.7, low=low, high=0.9),
              reference_std=0.05, reference_noise=0.01, informative=True)
     assert says in fidelity_reading(r) and "is informative." in fidelity_reading(r)
+

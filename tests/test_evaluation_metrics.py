@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -230,7 +231,9 @@ def test_lyft_submission_csv(lyft_val, tmp_path):
     assert values[8] == records[0]["name"]
 
 
-def test_cli_evaluate_and_errors(lyft_val, tmp_path, capsys):
+def test_cli_evaluate_and_errors(lyft_val, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft_val.dataroot), "--oracle", "--lyft-csv",
                  str(tmp_path / "s.csv")]) == 0
     assert '"mAP": 1.0' in capsys.readouterr().out and (tmp_path / "s.csv").exists()
@@ -240,6 +243,9 @@ def test_cli_evaluate_and_errors(lyft_val, tmp_path, capsys):
     assert main(["evaluate", "--format", "lyft", "--dataroot", str(lyft_val.dataroot), "--detections",
                  str(tmp_path / "dets.jsonl")]) == 0
     assert '"mAP": 1.0' in capsys.readouterr().out
+    assert "for Lyft give --detections" in cli_error(capsys, ["evaluate", "--format", "lyft", "--dataroot", str(
+        lyft_val.dataroot), "--results", str(tmp_path / "r.json")])
+    assert not list((tmp_path / "tmp").iterdir())  # a Lyft evaluation, or a refused one, leaves no devkit folder
 
 
 def test_index_path_is_not_in_a_downloaded_dataroot(tmp_path, monkeypatch):

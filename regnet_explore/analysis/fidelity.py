@@ -89,6 +89,11 @@ def fidelity_reading(r: dict) -> str:
     return said + "Its interval admits no relation: the proxy's order of single models says little about theirs."
 
 
+def _times(spread: float, noise: float) -> str:
+    return f"{spread / noise:.1f}x" if noise > 0 else "noise unmeasured (no network trained twice)" if np.isnan(
+        noise) else "noise 0"
+
+
 def fidelity_report(r: dict) -> str:
     """``rank_fidelity``'s figures in two lines, then :func:`fidelity_reading`."""
     rho = r["spearman"]
@@ -98,6 +103,6 @@ def fidelity_report(r: dict) -> str:
         f"p = {rho['p']:.3g}",
         f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
         f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
-        f"{'informative' if r['informative'] else 'NOT informative (spread under twice the noise)'}; the "
-        f"four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}",
+        f"{_times(r['reference_std'], r['reference_noise'])}, the plan asks at least 2x; the four-threshold error's "
+        f"spread at the long budget: {r['four_threshold_std']:.4f}",
         fidelity_reading(r)])

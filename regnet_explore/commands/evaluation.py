@@ -19,14 +19,19 @@ from regnet_explore.evaluation.testing import RandomWeightsWarning, TestConfig, 
 from regnet_explore.settings import arg
 
 
+def _nuscenes_out_dir(args: argparse.Namespace) -> Path:
+    """Where the devkit writes its files: ``--out-dir``, else a new temporary folder (made only when it is used)."""
+    return Path(args.out_dir or tempfile.mkdtemp(prefix="regnet-explore-eval-"))
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.lyft_csv and args.format != "lyft":
         raise RegNetExploreError(f"--lyft-csv {args.lyft_csv}: a Lyft submission; nuScenes' goes to --out-dir")
-    data = open_from_args(args, split_default=True)
-    out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="regnet-explore-eval-"))
     if args.results and args.format == "lyft":
         raise RegNetExploreError(f"--results {args.results}: a nuScenes submission JSON; for Lyft give --detections")
+    data = open_from_args(args, split_default=True)
     if args.results:
+        out_dir = _nuscenes_out_dir(args)
         metrics = evaluate_submission(data, args.results, out_dir)
         print(f"devkit metric files: {out_dir}")
     else:
@@ -38,6 +43,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise RegNetExploreError("evaluate: give --detections FILE.jsonl, --results FILE.json (nuScenes) "
                                      "or --oracle")
         if args.format == "nuscenes":
+            out_dir = _nuscenes_out_dir(args)
             metrics = evaluate_nuscenes(data, detections, out_dir)
             print(f"submission and devkit metric files: {out_dir}")
         else:
