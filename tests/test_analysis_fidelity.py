@@ -97,9 +97,45 @@ def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_run
     assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy, strict).statistic, abs=1e-12)
 
 
-@pytest.mark.parametrize("low, says", [(0.65, "keeps the order"), (0.2, "loosely"), (-0.1, "admits no relation")])
-def test_an_informative_figure_is_read_by_its_interval(low, says):
-    r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.7, low=low, high=0.9),
+@pytest.mark.parametrize("low, high, says, bar", [
+    (0.65, 0.9, "keeps the order", "The bar of 0.6 is met with confidence"),
+    (0.2, 0.9, "loosely", "The bar of 0.6 lies inside the interval"),
+    (-0.1, 0.9, "admits no relation", "The bar of 0.6 lies inside the interval"),
+    (-0.1, 0.55, "cannot vouch for", "The bar of 0.6 is missed with confidence (the interval ends at 0.55)")])
+def test_an_informative_figure_is_read_by_its_interval_and_the_bar(low, high, says, bar):
+    r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.3, low=low, high=high),
              reference_std=0.05, reference_noise=0.01, informative=True)
-    assert says in fidelity_reading(r) and "is informative." in fidelity_reading(r)
+    reading = fidelity_reading(r)
+    assert says in reading and "is informative." in reading and bar in reading
 
+
+def test_the_shipped_fidelity_is_24_networks_scored_as_planned():
+    """The plan (docs/sweeps.md): RegNetX 0-23 at 4x the budget, 1 - AP_car@0.5 as the reference, 4 networks with a
+    second seed; the figure recomputed here from the shipped rows with scipy alone (BCa by scipy.stats.bootstrap)."""
+    from regnet_explore.analysis.shipped import RESULTS_DIR, shipped_fidelity
+
+    def rows(folder):
+        lines = (RESULTS_DIR / folder / "results.jsonl").read_text().splitlines()
+        return {r["index"]: r for r in map(json.loads, lines) if r.get("error") is not None}
+
+    proxy, long, again = rows("regnetx"), rows("fidelity-4x-strict"), rows("fidelity-4x-strict-seed-1")
+    assert sorted(long) == list(range(24)) and sorted(again) == list(range(4))
+    assert {r["budget"] for r in map(json.loads, [(RESULTS_DIR / "fidelity-4x-strict" / "sweep.json").read_text(),
+                                                  (RESULTS_DIR / "regnetx" / "sweep.json").read_text()])} \
+        == {4 * PROXY["budget"], PROXY["budget"]}
+    x = np.array([proxy[i]["error"] for i in range(24)])
+    y = np.array([1 - long[i]["AP_car@0.5"] for i in range(24)])
+    r = shipped_fidelity()
+    assert r["models"] == 24 and r["factor"] == 4 and r["noise_models"] == 4
+    assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-12)
+
+    ci = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                         n_resamples=2_000, method="BCa", random_state=0).confidence_interval
+    # the package draws 10,000 resamples: the interval's ends agree to the resampling's own error
+    assert r["spearman"]["low"] == pytest.approx(ci.low, abs=0.05)
+    assert r["spearman"]["high"] == pytest.approx(ci.high, abs=0.05)
+    noise = np.sqrt(np.mean([np.var([1 - long[i]["AP_car@0.5"], 1 - again[i]["AP_car@0.5"]], ddof=1)
+                             for i in range(4)]))
+    assert r["reference_noise"] == pytest.approx(noise, abs=1e-12)
+    assert r["informative"] == (np.std(y, ddof=1) >= 2 * noise)
+    assert {long[i]["cpu"] for i in long} == {again[i]["cpu"] for i in again} == set(r["cpu"])

@@ -20,6 +20,7 @@ STRICT = "AP_car@0.5"
 # a study's sweep folders of the first RegNetX networks at 4x the budget, and of a few of them with another seed
 # (benchmarks/rank_fidelity.py)
 STRICT_RUNS = ("fidelity-4x-strict", "fidelity-4x-strict-seed-1")
+FIDELITY_BAR = 0.6  # the proxy's bar for Spearman rho with longer training (docs/sweeps.md, "Its quality")
 
 
 def _reference(table: pd.DataFrame, column: str, name: str) -> pd.Series:
@@ -69,9 +70,17 @@ def study_fidelity(root: str | Path) -> dict | None:
     return rank_fidelity(load_results(root / "regnetx"), long, again, factor)
 
 
+def _against_bar(rho: dict) -> str:
+    if rho["low"] >= FIDELITY_BAR:
+        return f"The bar of {FIDELITY_BAR:g} is met with confidence. "
+    if rho["high"] < FIDELITY_BAR:
+        return f"The bar of {FIDELITY_BAR:g} is missed with confidence (the interval ends at {rho['high']:.2f}). "
+    return f"The bar of {FIDELITY_BAR:g} lies inside the interval: neither met nor missed with confidence. "
+
+
 def fidelity_reading(r: dict) -> str:
     """What ``rank_fidelity``'s figures say about the proxy, in words (the plan's rule: informative only when the
-    reference's spread is at least twice its seed noise)."""
+    reference's spread is at least twice its seed noise), against the proxy's bar of :data:`FIDELITY_BAR`."""
     rho = r["spearman"]
     said = (f"Fidelity against a reference that does not saturate ({r['models']} networks after {r['factor']}x the "
             f"budget, error = 1 - {r['reference']}): Spearman rho {rho['estimate']:.2f} (95 % BCa interval "
@@ -80,13 +89,15 @@ def fidelity_reading(r: dict) -> str:
         return said + (f"The long runs separate the networks by {r['reference_std']:.3f}, less than twice their own "
                        f"seed noise ({r['reference_noise']:.3f}): by the plan's rule the figure is uninformative.")
     said += (f"The long runs separate the networks ({r['reference_std']:.3f}, at least twice their seed noise "
-             f"{r['reference_noise']:.3f}), so the figure is informative. ")
-    if rho["low"] >= 0.6:
+             f"{r['reference_noise']:.3f}), so the figure is informative. " + _against_bar(rho))
+    if rho["low"] >= FIDELITY_BAR:
         return said + "The proxy keeps the order longer training gives."
     if rho["low"] > 0:
         return said + (f"The proxy's order is related to the long runs', but loosely (the interval reaches down to "
                        f"{rho['low']:.2f}): compare whole spaces with it, not single models.")
-    return said + "Its interval admits no relation: the proxy's order of single models says little about theirs."
+    return said + ("Its interval admits no relation: the proxy's order of single models says little about theirs, "
+                   "and a comparison of spaces under the proxy is a statement about the proxy; whether it holds "
+                   "after longer training, this figure cannot vouch for.")
 
 
 def _times(spread: float, noise: float) -> str:

@@ -69,5 +69,5 @@ def shipped_comparison_settings(settings: ComparisonSettings) -> ComparisonSetti
     return dataclasses.replace(settings, cpu=settings.cpu or SHIPPED_CPU)
 
 
-__all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_comparison_settings", "shipped_names",
-           "shipped_quality", "shipped_results", "shipped_settings"]
+__all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_comparison_settings", "shipped_fidelity",
+           "shipped_names", "shipped_quality", "shipped_results", "shipped_settings"]
