@@ -101,8 +101,9 @@ def fidelity_reading(r: dict) -> str:
 
 
 def _times(spread: float, noise: float) -> str:
-    return f"{spread / noise:.1f}x" if noise > 0 else "noise unmeasured (no network trained twice)" if np.isnan(
-        noise) else "noise 0"
+    if np.isnan(noise):
+        return "noise unmeasured (no network trained twice)"
+    return f"{spread / noise:.1f}x" if noise > 0 else "noise 0"
 
 
 def fidelity_report(r: dict) -> str:
