@@ -8,11 +8,15 @@ import pytest
 from scipy import stats
 
 from regnet_explore.analysis.fidelity import (
+    correlation_ceiling,
     fidelity_reading,
     fidelity_report,
+    noise_interval,
     rank_fidelity,
+    seed_mean_fidelity,
     seed_noise,
     study_fidelity,
+    study_seed_mean_fidelity,
 )
 from regnet_explore.analysis.sweep import PROXY, SweepConfig
 from regnet_explore.analysis.sweep.settings import pin_settings
@@ -91,10 +95,65 @@ def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_run
     assert study_fidelity(tmp_path) is None
     _sweep(tmp_path / "fidelity-4x-strict", _long(strict).drop(columns="cpu"), 2048)
     assert study_fidelity(tmp_path) is None  # the seed runs are missing
-    _sweep(tmp_path / "fidelity-4x-strict-seed-1", _long(strict[:4] + 0.01).drop(columns="cpu"), 2048, train_seed=1)
+    # seed 1 of all 12 networks (as the amendment trained them): the planned figure still takes its noise from the
+    # first four alone, which differ from seed 0 by 0.01 each
+    seed_1 = strict + np.r_[np.full(4, 0.01), rng.normal(0, 0.05, 8)]
+    _sweep(tmp_path / "fidelity-4x-strict-seed-1", _long(seed_1).drop(columns="cpu"), 2048, train_seed=1)
     r = study_fidelity(tmp_path)
-    assert r["factor"] == 4 and r["models"] == 12
+    assert r["factor"] == 4 and r["models"] == 12 and r["noise_models"] == 4 and r["seeds"] == 1
+    assert r["reference_noise"] == pytest.approx(0.01 / np.sqrt(2), abs=1e-12)
     assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy, strict).statistic, abs=1e-12)
+    assert study_seed_mean_fidelity(tmp_path) is None  # seed 2 is missing
+    seed_2 = strict + rng.normal(0, 0.05, 12)
+    _sweep(tmp_path / "fidelity-4x-strict-seed-2", _long(seed_2).drop(columns="cpu"), 2048, train_seed=2)
+    mean = study_seed_mean_fidelity(tmp_path)
+    assert mean["factor"] == 4 and mean["models"] == 12 and mean["seeds"] == 3 and mean["noise_dof"] == 24
+    means = (strict + seed_1 + seed_2) / 3
+    assert mean["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy, means).statistic, abs=1e-12)
+
+
+def test_the_mean_over_seeds_is_each_networks_mean_and_its_noise_the_pooled_seed_std_over_root_three():
+    rng = np.random.default_rng(11)
+    proxy = rng.uniform(0.4, 0.6, 30)
+    truth = 0.5 * proxy + rng.normal(0, 0.03, 30)
+    seeds = [truth[:24] + rng.normal(0, 0.02, 24) for _ in range(3)]
+    # seed 1 in shuffled order, seed 2 without network 23: the mean is over the 23 networks all three hold
+    order = rng.permutation(24)
+    tables = [_long(seeds[0]), _long(seeds[1][order], index=order), _long(seeds[2][:23])]
+    r = seed_mean_fidelity(_proxy(proxy), tables, factor=4)
+    runs = np.stack([s[:23] for s in seeds])  # seeds x networks
+    means = runs.mean(axis=0)
+    pooled = np.sqrt(np.mean(((runs - means) ** 2).sum(axis=0) / 2))
+    assert r["models"] == r["noise_models"] == 23 and r["seeds"] == 3 and r["noise_dof"] == 46
+    assert r["reference_errors"] == pytest.approx(np.round(means, 4).tolist(), abs=1e-12)
+    assert r["run_noise"] == pytest.approx(pooled, abs=1e-12)
+    assert r["reference_noise"] == pytest.approx(pooled / np.sqrt(3), abs=1e-12)
+    assert r["reference_std"] == pytest.approx(np.std(means, ddof=1), abs=1e-12)
+    assert r["informative"] == (np.std(means, ddof=1) >= 2 * pooled / np.sqrt(3))
+    assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy[:23], means).statistic, abs=1e-12)
+    report = fidelity_report(r)
+    assert "(the mean of 3 training seeds)" in report and "23 networks x 3 seeds, 46 df, over sqrt(3)" in report
+    assert "the noise of a 3-seed mean" in fidelity_reading(r)
+    with pytest.raises(RegNetExploreError, match="at least two seeds' runs, got 1"):
+        seed_mean_fidelity(_proxy(proxy), tables[:1], factor=4)
+
+
+def test_the_noise_interval_is_the_chi_square_tables():
+    # chi-square quantiles with 48 degrees of freedom from the tables: 30.7545 (2.5 %) and 69.0226 (97.5 %)
+    low, high = noise_interval(1.0, 48)
+    assert low == pytest.approx(np.sqrt(48 / 69.0226), abs=1e-5) and high == pytest.approx(np.sqrt(48 / 30.7545),
+                                                                                           abs=1e-5)
+    assert np.isnan(noise_interval(0.1, 0)[0])
+
+
+def test_the_correlation_ceiling_is_what_a_perfect_proxy_reaches_against_a_noisy_reference():
+    rng = np.random.default_rng(2)
+    truth = rng.normal(0, 0.04, 200_000)  # the networks' true errors; the reference adds noise 0.03
+    reference = truth + rng.normal(0, 0.03, truth.size)
+    ceiling = correlation_ceiling(reference.std(ddof=1), 0.03)
+    assert ceiling == pytest.approx(np.corrcoef(truth, reference)[0, 1], abs=0.005)
+    assert ceiling == pytest.approx(0.8, abs=0.005)  # 0.04 / 0.05
+    assert correlation_ceiling(0.02, 0.03) == 0.0
 
 
 @pytest.mark.parametrize("low, high, says, bar", [
@@ -103,7 +162,7 @@ def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_run
     (-0.1, 0.9, "admits no relation", "The bar of 0.6 lies inside the interval"),
     (-0.1, 0.55, "cannot vouch for", "The bar of 0.6 is missed with confidence (the interval ends at 0.55)")])
 def test_an_informative_figure_is_read_by_its_interval_and_the_bar(low, high, says, bar):
-    r = dict(models=24, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.3, low=low, high=high),
+    r = dict(models=24, seeds=1, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.3, low=low, high=high),
              reference_std=0.05, reference_noise=0.01, informative=True)
     reading = fidelity_reading(r)
     assert says in reading and "is informative." in reading and bar in reading

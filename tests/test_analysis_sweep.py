@@ -362,7 +362,8 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     assert main(["sweep-report", "--shipped", *FAST]) == 0
     text = capsys.readouterr().out
     assert main(["sweep-report", "--shipped", "--json", *FAST]) == 0
-    result = json.loads(capsys.readouterr().out)["comparison"]
+    whole = json.loads(capsys.readouterr().out)
+    result = whole["comparison"]
     tables = {s: load_results(RESULTS_DIR / s) for s in ("regnetx", "anynetxa")}
     a, b = tables["regnetx"], tables["anynetxa"]
     for name, t in tables.items():
@@ -384,6 +385,9 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     trends = {r["param"]: r for r in result["trends"]["regnetx"]}
     assert trends["w0"]["rho"] == pytest.approx(stats.spearmanr(a["w0"], a["error"]).statistic)
     assert "regnetx w0: rho " in text and "anynetxa e_fit: rho " in text and "verdict: " in text
+    # the rank fidelity as planned (its figures: test_analysis_fidelity.py), in the text and the JSON
+    assert "rank fidelity: 24 RegNetX networks, proxy error vs 1 - AP_car@0.5 after 4x the budget: " in text
+    assert whole["rank_fidelity"]["models"] == 24 and whole["rank_fidelity"]["seeds"] == 1
     # two directories: the same analysis when told the CPU kind of the rows that record none (--shipped knows it),
     # without the shipped noise figure; not told, those rows are a kind of their own beside the new rows' kind
     dirs = [str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]

@@ -3,14 +3,17 @@
 The reference is each network's error after a longer run, scored at one strict matching threshold (``AP_car@0.5``,
 1 - car AP at 0.5 m) where the four-threshold AP of long runs saturates; its seed noise comes from a few networks
 trained again with another training seed. The figure counts as informative only when the reference separates the
-networks by at least twice that noise (docs/sweeps.md, the extension's plan)."""
+networks by at least twice that noise (docs/sweeps.md, the extension's plan). The plan's amendment makes the
+reference each network's mean over three training seeds (:func:`seed_mean_fidelity`), its noise that of a mean."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from regnet_explore.analysis.stats import spearman_interval
 from regnet_explore.analysis.sweep import load_results, read_settings
@@ -20,54 +23,109 @@ STRICT = "AP_car@0.5"
 # a study's sweep folders of the first RegNetX networks at 4x the budget, and of a few of them with another seed
 # (benchmarks/rank_fidelity.py)
 STRICT_RUNS = ("fidelity-4x-strict", "fidelity-4x-strict-seed-1")
+PLANNED_NOISE_MODELS = 4  # the plan's networks with a second seed: the first four (the amendment trained all 24)
+# the amendment's reference: training seeds 0, 1 and 2 of every network, at the same budget and scoring
+SEED_RUNS = (*STRICT_RUNS, "fidelity-4x-strict-seed-2")
 FIDELITY_BAR = 0.6  # the proxy's bar for Spearman rho with longer training (docs/sweeps.md, "Its quality")
 
 
 def _reference(table: pd.DataFrame, column: str, name: str) -> pd.Series:
     if column not in table:
-        raise RegNetExploreError(f"the {name} runs have no {column!r} column (rows scored before per-threshold APs)")
+        raise RegNetExploreError(f"the long runs ({name}) have no {column!r} column (rows scored before per-threshold "
+                                 "APs)")
     return (1 - table.set_index("index")[column]).rename(name)
 
 
-def seed_noise(reference: pd.Series, again: pd.Series) -> float:
-    """One run's standard deviation of the reference error, from the networks trained with two seeds: the root of
-    the mean of their per-network sample variances (NaN when no network was trained twice)."""
-    pairs = pd.concat([reference, again], axis=1, join="inner").to_numpy()
-    return float(np.sqrt(np.mean(np.var(pairs, axis=1, ddof=1)))) if len(pairs) else float("nan")
+def seed_noise(*runs: pd.Series) -> float:
+    """One run's standard deviation of the reference error, from the networks trained with several seeds (one
+    series a seed, indexed by network): the root of the mean of their per-network sample variances (NaN when no
+    network was trained twice)."""
+    table = pd.concat(runs, axis=1, join="inner")
+    return float(np.sqrt(table.var(axis=1, ddof=1).mean())) if len(table) and len(runs) > 1 else float("nan")
+
+
+def noise_interval(noise: float, dof: int, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square interval of a pooled standard deviation with ``dof`` degrees of freedom (normal errors of one
+    variance across networks)."""
+    if not dof:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2
+    low, high = (float(np.sqrt(dof * noise**2 / stats.chi2.ppf(q, dof))) for q in (1 - tail, tail))
+    return low, high
+
+
+def _figures(proxy: pd.DataFrame, runs: pd.DataFrame, noise_runs: pd.DataFrame, four: pd.DataFrame,
+             factor: int, reference: str, tables: Sequence[pd.DataFrame]) -> dict:
+    """The figures of a reference that is the mean of ``runs``' columns (one a seed, indexed by network), its
+    noise measured on ``noise_runs`` (networks x seeds) and divided by the root of the seeds averaged."""
+    pair = runs.mean(axis=1).rename("reference").to_frame().join(proxy.set_index("index")["error"], how="inner")
+    rho = spearman_interval(pair["error"], pair["reference"], seed=0)
+    run_noise = seed_noise(*(noise_runs[c] for c in noise_runs))
+    dof = len(noise_runs) * (noise_runs.shape[1] - 1)
+    noise = run_noise / np.sqrt(runs.shape[1])
+    spread = float(pair["reference"].std(ddof=1))
+    cpu = sorted({c for t in tables if "cpu" in t for c in t["cpu"]})
+    return dict(models=len(pair), seeds=runs.shape[1], reference=reference, factor=factor, spearman=rho.to_dict(),
+                reference_std=spread, reference_noise=noise, run_noise=run_noise,
+                run_noise_interval=list(noise_interval(run_noise, dof)), noise_dof=dof,
+                noise_models=len(noise_runs), informative=bool(dof >= 2 and spread >= 2 * noise),
+                four_threshold_std=float(four.loc[pair.index].mean(axis=1).std(ddof=1)),
+                proxy_errors=pair["error"].round(4).tolist(), reference_errors=pair["reference"].round(4).tolist(),
+                cpu=cpu)
+
+
+def _errors(tables: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
+    """1 - ``column`` of each table, one column a table (``seed_0`` ...), on the networks every table holds."""
+    return pd.concat([_reference(t, column, f"seed_{i}") for i, t in enumerate(tables)], axis=1, join="inner")
 
 
 def rank_fidelity(proxy: pd.DataFrame, long: pd.DataFrame, again: pd.DataFrame, factor: int,
                   reference: str = STRICT) -> dict:
-    """Spearman's rho between the proxy's errors (``proxy``: the study's table) and the long runs' reference errors
-    (``long``: the same networks after ``factor`` x the budget), with a BCa interval; the reference's spread
-    across networks and its seed noise (``again``: some of the long runs with another training seed).
+    """The plan's figure: Spearman's rho between the proxy's errors (``proxy``: the study's table) and the long
+    runs' reference errors (``long``: the same networks after ``factor`` x the budget, one run each), with a BCa
+    interval; the reference's spread across networks and its seed noise (``again``: some of the long runs with
+    another training seed).
 
     Tables are sweep tables (:func:`sweep.load_results`), matched on the sampling index."""
-    ref = _reference(long, reference, "reference")
-    pair = ref.to_frame().join(proxy.set_index("index")["error"], how="inner")
-    rho = spearman_interval(pair["error"], pair["reference"], seed=0)
-    seed_1 = _reference(again, reference, "seed_1") if len(again) else pd.Series(name="seed_1", dtype=float)
-    noise = seed_noise(ref, seed_1)
-    noise_models = len(ref.index.intersection(seed_1.index))
-    spread = float(pair["reference"].std(ddof=1))
-    four = (1 - long.set_index("index")["AP_car"]).loc[pair.index]
-    return dict(models=len(pair), reference=reference, factor=factor, spearman=rho.to_dict(),
-                reference_std=spread, reference_noise=noise, noise_models=noise_models,
-                informative=bool(noise_models >= 2 and spread >= 2 * noise),
-                four_threshold_std=float(four.std(ddof=1)), proxy_errors=pair["error"].round(4).tolist(),
-                reference_errors=pair["reference"].round(4).tolist(),
-                cpu=sorted(set(long["cpu"])) if "cpu" in long else [])
+    runs = _errors([long], reference)
+    noise_runs = _errors([long, again], reference) if len(again) else runs.iloc[:0]
+    return _figures(proxy, runs, noise_runs, _errors([long], "AP_car"), factor, reference, [long, again])
+
+
+def seed_mean_fidelity(proxy: pd.DataFrame, seeds: Sequence[pd.DataFrame], factor: int,
+                       reference: str = STRICT) -> dict:
+    """The amendment's figure: as :func:`rank_fidelity`, the reference being each network's mean over ``seeds``
+    (the long runs, one table a training seed, on the networks all of them hold); its noise is one run's seed
+    standard deviation pooled over those networks (networks x (seeds - 1) degrees of freedom) over sqrt(seeds)."""
+    if len(seeds) < 2:
+        raise RegNetExploreError(f"a mean over training seeds needs at least two seeds' runs, got {len(seeds)}")
+    runs = _errors(seeds, reference)
+    return _figures(proxy, runs, runs, _errors(seeds, "AP_car"), factor, reference, seeds)
+
+
+def _study(root: Path, names: Sequence[str]) -> tuple[pd.DataFrame, list[pd.DataFrame], int] | None:
+    if not all((root / name / "sweep.json").exists() for name in names):
+        return None
+    factor = read_settings(root / names[0]).budget // read_settings(root / "regnetx").budget
+    return load_results(root / "regnetx"), [load_results(root / name) for name in names], factor
 
 
 def study_fidelity(root: str | Path) -> dict | None:
-    """:func:`rank_fidelity` of a study folder (``regnetx/`` and the :data:`STRICT_RUNS` folders in ``root``), the
-    budget factor read from their settings; None when the study has no such runs."""
-    root = Path(root)
-    if not all((root / name / "sweep.json").exists() for name in STRICT_RUNS):
+    """The plan's :func:`rank_fidelity` of a study folder (``regnetx/`` and the :data:`STRICT_RUNS` folders in
+    ``root``; the seed noise from the first :data:`PLANNED_NOISE_MODELS` networks, as planned), the budget factor
+    read from their settings; None when the study has no such runs."""
+    study = _study(Path(root), STRICT_RUNS)
+    if study is None:
         return None
-    long, again = (load_results(root / name) for name in STRICT_RUNS)
-    factor = read_settings(root / STRICT_RUNS[0]).budget // read_settings(root / "regnetx").budget
-    return rank_fidelity(load_results(root / "regnetx"), long, again, factor)
+    proxy, (long, again), factor = study
+    return rank_fidelity(proxy, long, again[again["index"] < PLANNED_NOISE_MODELS], factor)
+
+
+def study_seed_mean_fidelity(root: str | Path) -> dict | None:
+    """The amendment's :func:`seed_mean_fidelity` of a study folder (``regnetx/`` and the :data:`SEED_RUNS` folders
+    in ``root``); None when the study has no such runs."""
+    study = _study(Path(root), SEED_RUNS)
+    return None if study is None else seed_mean_fidelity(*study)
 
 
 def _against_bar(rho: dict) -> str:
@@ -78,17 +136,25 @@ def _against_bar(rho: dict) -> str:
     return f"The bar of {FIDELITY_BAR:g} lies inside the interval: neither met nor missed with confidence. "
 
 
+def _noise_name(r: dict, whose: str = "its") -> str:
+    return f"{whose} seed noise" if r["seeds"] == 1 else f"the noise of a {r['seeds']}-seed mean"
+
+
 def fidelity_reading(r: dict) -> str:
-    """What ``rank_fidelity``'s figures say about the proxy, in words (the plan's rule: informative only when the
-    reference's spread is at least twice its seed noise), against the proxy's bar of :data:`FIDELITY_BAR`."""
+    """What :func:`rank_fidelity`'s or :func:`seed_mean_fidelity`'s figures say about the proxy, in words (the
+    plan's rule: informative only when the reference's spread is at least twice its noise), against the proxy's
+    bar of :data:`FIDELITY_BAR`."""
     rho = r["spearman"]
+    mean = f", the mean of {r['seeds']} training seeds" if r["seeds"] > 1 else ""
     said = (f"Fidelity against a reference that does not saturate ({r['models']} networks after {r['factor']}x the "
-            f"budget, error = 1 - {r['reference']}): Spearman rho {rho['estimate']:.2f} (95 % BCa interval "
+            f"budget, error = 1 - {r['reference']}{mean}): Spearman rho {rho['estimate']:.2f} (95 % BCa interval "
             f"{rho['low']:.2f} to {rho['high']:.2f}). ")
     if not r["informative"]:
-        return said + (f"The long runs separate the networks by {r['reference_std']:.3f}, less than twice their own "
-                       f"seed noise ({r['reference_noise']:.3f}): by the plan's rule the figure is uninformative.")
-    said += (f"The long runs separate the networks ({r['reference_std']:.3f}, at least twice their seed noise "
+        return said + (f"The long runs separate the networks by {r['reference_std']:.3f}, less than twice "
+                       f"{_noise_name(r, 'their own')} ({r['reference_noise']:.3f}): by the plan's rule the figure is "
+                       "uninformative.")
+    said += (f"The long runs separate the networks ({r['reference_std']:.3f}, at least twice "
+             f"{_noise_name(r, 'their')}, "
              f"{r['reference_noise']:.3f}), so the figure is informative. " + _against_bar(rho))
     if rho["low"] >= FIDELITY_BAR:
         return said + "The proxy keeps the order longer training gives."
@@ -106,15 +172,29 @@ def _times(spread: float, noise: float) -> str:
     return f"{spread / noise:.1f}x" if noise > 0 else "noise 0"
 
 
+def correlation_ceiling(spread: float, noise: float) -> float:
+    """The highest correlation even a perfect proxy can reach with a reference whose spread across networks
+    (``spread``) holds ``noise`` (Spearman's attenuation, 1904: the root of the share of the reference's variance
+    that is not noise; 0 when the noise is all of it)."""
+    return float(np.sqrt(max(0.0, 1 - (noise / spread) ** 2))) if spread > 0 else 0.0
+
+
 def fidelity_report(r: dict) -> str:
-    """``rank_fidelity``'s figures in two lines, then :func:`fidelity_reading`."""
-    rho = r["spearman"]
+    """:func:`rank_fidelity`'s or :func:`seed_mean_fidelity`'s figures in three lines, then
+    :func:`fidelity_reading`."""
+    rho, (low, high) = r["spearman"], r["run_noise_interval"]
+    mean = f" (the mean of {r['seeds']} training seeds)" if r["seeds"] > 1 else ""
+    over = f", over sqrt({r['seeds']})" if r["seeds"] > 1 else ""
+    one_run = f"one run's seed std {r['run_noise']:.4f}, " if r["seeds"] > 1 else ""
     return "\n".join([
-        f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']} after {r['factor']}x "
-        f"the budget: Spearman rho {rho['estimate']:.3f}, 95 % BCa [{rho['low']:.3f}, {rho['high']:.3f}], "
-        f"p = {rho['p']:.3g}",
-        f"the reference's spread (std across networks) {r['reference_std']:.4f} against its seed noise "
-        f"{r['reference_noise']:.4f} ({r['noise_models']} networks x 2 seeds): "
-        f"{_times(r['reference_std'], r['reference_noise'])}, the plan asks at least 2x; the four-threshold error's "
+        f"rank fidelity: {r['models']} RegNetX networks, proxy error vs 1 - {r['reference']}{mean} after "
+        f"{r['factor']}x the budget: Spearman rho {rho['estimate']:.3f}, 95 % BCa [{rho['low']:.3f}, "
+        f"{rho['high']:.3f}], p = {rho['p']:.3g}",
+        f"the reference's spread (std across networks) {r['reference_std']:.4f} against {_noise_name(r)} "
+        f"{r['reference_noise']:.4f} ({one_run}95 % chi-square [{low:.4f}, "
+        f"{high:.4f}], {r['noise_models']} networks x {r['noise_dof'] // max(r['noise_models'], 1) + 1} seeds, "
+        f"{r['noise_dof']} df{over}): {_times(r['reference_std'], r['reference_noise'])}, the plan asks at least 2x",
+        f"with that noise even a perfect proxy reaches a correlation of about "
+        f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most; the four-threshold error's "
         f"spread at the long budget: {r['four_threshold_std']:.4f}",
         fidelity_reading(r)])

@@ -7,7 +7,8 @@ the study got): ``regnetx`` and ``anynetxa`` under the ``--proxy`` preset, and t
 ``fidelity-4x-seed-1`` (4 of those with another training seed), ``xeon-regnetx``, ``xeon-seed-1``, ``xeon-seed-2``
 (the first 32 RegNetX networks and the seed runs again, on another kind of CPU), ``zen2-regnetx``, ``zen2-seed-1``
 ... ``zen2-seed-5`` (the ``--runs 2`` proxy's runs on a third kind), with ``quality.json`` and
-``zen2-quality-2-runs.json`` (their figures)."""
+``zen2-quality-2-runs.json`` (their figures); and the rank fidelity's long runs scored at a strict threshold,
+``fidelity-4x-strict`` with its training seeds ``fidelity-4x-strict-seed-1`` and ``fidelity-4x-strict-seed-2``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from regnet_explore.analysis.comparison import ComparisonSettings
-from regnet_explore.analysis.fidelity import study_fidelity
+from regnet_explore.analysis.fidelity import study_fidelity, study_seed_mean_fidelity
 from regnet_explore.analysis.sweep import SweepConfig, load_results, read_settings
 from regnet_explore.errors import RegNetExploreError
 
@@ -59,6 +60,12 @@ def shipped_fidelity() -> dict | None:
     return study_fidelity(RESULTS_DIR)
 
 
+def shipped_seed_mean_fidelity() -> dict | None:
+    """The shipped proxy's rank fidelity against the mean of 3 training seeds (the plan's amendment:
+    :func:`fidelity.study_seed_mean_fidelity`); None while its runs are not shipped."""
+    return study_seed_mean_fidelity(RESULTS_DIR)
+
+
 def shipped_comparison_settings(settings: ComparisonSettings) -> ComparisonSettings:
     """``settings`` for the shipped study: the noise, unless given, from the proxy's seed runs (quality.json), and
     the rows without a CPU record attributed to the kind that reproduced them (:data:`SHIPPED_CPU`)."""
@@ -70,4 +77,4 @@ def shipped_comparison_settings(settings: ComparisonSettings) -> ComparisonSetti
 
 
 __all__ = ["RESULTS_DIR", "SHIPPED_CPU", "STUDY_SPACES", "shipped_comparison_settings", "shipped_fidelity",
-           "shipped_names", "shipped_quality", "shipped_results", "shipped_settings"]
+           "shipped_names", "shipped_quality", "shipped_results", "shipped_seed_mean_fidelity", "shipped_settings"]

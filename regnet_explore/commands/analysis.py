@@ -14,7 +14,13 @@ import pandas as pd
 from regnet_explore.analysis.comparison import ComparisonSettings, compare, format_comparison
 from regnet_explore.analysis.fidelity import fidelity_report
 from regnet_explore.analysis.sampling import SPACES
-from regnet_explore.analysis.shipped import RESULTS_DIR, STUDY_SPACES, shipped_comparison_settings, shipped_fidelity
+from regnet_explore.analysis.shipped import (
+    RESULTS_DIR,
+    STUDY_SPACES,
+    shipped_comparison_settings,
+    shipped_fidelity,
+    shipped_seed_mean_fidelity,
+)
 from regnet_explore.analysis.sweep import (
     BACKENDS,
     DEFAULT_DETECTOR,
@@ -128,10 +134,12 @@ def run_report_command(args: argparse.Namespace) -> int:
         tables = {o.name: load_results(o) for o in outs}
         result["comparison"] = compare(tables, _comparison_settings(args), progress=sys.stderr.isatty())
         text.append(format_comparison(result["comparison"]))
-    fidelity = shipped_fidelity() if args.shipped else None
-    if fidelity is not None:
-        result["rank_fidelity"] = fidelity
-        text.append(fidelity_report(fidelity))
+    fidelities = dict(rank_fidelity=shipped_fidelity(), rank_fidelity_seed_mean=shipped_seed_mean_fidelity()) \
+        if args.shipped else {}
+    for key, fidelity in fidelities.items():
+        if fidelity is not None:
+            result[key] = fidelity
+            text.append(fidelity_report(fidelity))
     print(json.dumps(result, indent=1, default=float) if args.json else "\n\n".join(text))
     return 0
 
