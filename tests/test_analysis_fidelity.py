@@ -18,6 +18,7 @@ from regnet_explore.analysis.fidelity import (
     study_fidelity,
     study_seed_mean_fidelity,
 )
+from regnet_explore.analysis.stats import detectable_spearman
 from regnet_explore.analysis.sweep import PROXY, SweepConfig
 from regnet_explore.analysis.sweep.settings import pin_settings
 from regnet_explore.errors import RegNetExploreError
@@ -131,7 +132,9 @@ def test_the_mean_over_seeds_is_each_networks_mean_and_its_noise_the_pooled_seed
     assert r["reference_std"] == pytest.approx(np.std(means, ddof=1), abs=1e-12)
     assert r["informative"] == (np.std(means, ddof=1) >= 2 * pooled / np.sqrt(3))
     assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy[:23], means).statistic, abs=1e-12)
+    assert r["detectable"] == dict(above_0=detectable_spearman(23), above_bar=detectable_spearman(23, above=0.6))
     report = fidelity_report(r)
+    assert f"from a rho of about {detectable_spearman(23):.2f}, lies above the bar of 0.6 from about " in report
     assert "(the mean of 3 training seeds)" in report and "23 networks x 3 seeds, 46 df, over sqrt(3)" in report
     assert "the noise of a 3-seed mean" in fidelity_reading(r)
     with pytest.raises(RegNetExploreError, match="at least two seeds' runs, got 1"):

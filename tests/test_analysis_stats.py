@@ -209,3 +209,33 @@ def test_compare_shows_its_stages_and_the_e_fit_models_only_when_asked(capsys):
         fit_block_widths(stage_to_block_widths(w, d)).fit_error
         for w, d in zip(anynet["stage_widths"], anynet["stage_depths"])]
     assert "0/12" in capsys.readouterr().err
+
+
+def _spearman_samples(rho: float, n: int, m: int, rng) -> np.ndarray:
+    """m samples' Spearman rho, n bivariate normal pairs each, of population Spearman rho ``rho``."""
+    r = 2 * np.sin(np.pi * rho / 6)  # the Pearson correlation of a bivariate normal with that Spearman rho
+    x = rng.standard_normal((m, n))
+    y = r * x + np.sqrt(1 - r * r) * rng.standard_normal((m, n))
+    rx, ry = (stats.rankdata(v, axis=1) - (n + 1) / 2 for v in (x, y))
+    return (rx * ry).sum(axis=1) / np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+
+
+@pytest.mark.parametrize("n, above", [(24, 0.0), (24, 0.6), (48, 0.0)])
+def test_the_detectable_spearman_is_detected_four_times_in_five(n, above):
+    rho = st.detectable_spearman(n, above)
+    rng = np.random.default_rng(4)
+    for true, power in [(rho, (0.75, 0.86)), ((rho + above) / 2, (0.0, 0.6))]:
+        rs = _spearman_samples(true, n, 20_000, rng)
+        low = np.tanh(np.arctanh(rs) - stats.norm.ppf(0.975) * np.sqrt((1 + rs**2 / 2) / (n - 3)))
+        assert power[0] <= np.mean(low > above) <= power[1], (true, np.mean(low > above))
+    with pytest.raises(RegNetExploreError, match="at least 4 pairs, got 3"):
+        st.detectable_spearman(3)
+
+
+def test_the_bca_interval_of_24_pairs_excludes_0_about_as_often_as_the_detectable_rho_says():
+    rho = st.detectable_spearman(24)
+    r = 2 * np.sin(np.pi * rho / 6)
+    rng = np.random.default_rng(8)
+    hits = [st.spearman_interval(*rng.multivariate_normal([0, 0], [[1, r], [r, 1]], 24).T, n_boot=1000).low > 0
+            for _ in range(100)]
+    assert 0.65 <= np.mean(hits) <= 0.92  # 0.8 by the approximation; 100 draws: binomial sd 0.04

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from regnet_explore.analysis.stats import spearman_interval
+from regnet_explore.analysis.stats import detectable_spearman, spearman_interval
 from regnet_explore.analysis.sweep import load_results, read_settings
 from regnet_explore.errors import RegNetExploreError
 
@@ -69,6 +69,8 @@ def _figures(proxy: pd.DataFrame, runs: pd.DataFrame, noise_runs: pd.DataFrame, 
                 reference_std=spread, reference_noise=noise, run_noise=run_noise,
                 run_noise_interval=list(noise_interval(run_noise, dof)), noise_dof=dof,
                 noise_models=len(noise_runs), informative=bool(dof >= 2 and spread >= 2 * noise),
+                detectable=dict(above_0=detectable_spearman(len(pair)),
+                                above_bar=detectable_spearman(len(pair), above=FIDELITY_BAR)),
                 four_threshold_std=float(four.loc[pair.index].mean(axis=1).std(ddof=1)),
                 proxy_errors=pair["error"].round(4).tolist(), reference_errors=pair["reference"].round(4).tolist(),
                 cpu=cpu)
@@ -195,6 +197,8 @@ def fidelity_report(r: dict) -> str:
         f"{high:.4f}], {r['noise_models']} networks x {r['noise_dof'] // max(r['noise_models'], 1) + 1} seeds, "
         f"{r['noise_dof']} df{over}): {_times(r['reference_std'], r['reference_noise'])}, the plan asks at least 2x",
         f"with that noise even a perfect proxy reaches a correlation of about "
-        f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most; the four-threshold error's "
-        f"spread at the long budget: {r['four_threshold_std']:.4f}",
+        f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most; with {r['models']} networks "
+        f"the interval excludes 0 with 80 % power from a rho of about {r['detectable']['above_0']:.2f}, lies above the "
+        f"bar of {FIDELITY_BAR:g} from about {r['detectable']['above_bar']:.2f} (Fisher z, Bonett-Wright variance); "
+        f"the four-threshold error's spread at the long budget: {r['four_threshold_std']:.4f}",
         fidelity_reading(r)])

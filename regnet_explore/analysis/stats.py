@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import optimize, stats
 
 from regnet_explore.errors import RegNetExploreError
 
@@ -359,6 +359,20 @@ def spearman_interval(x: ArrayLike, y: ArrayLike, level: float = 0.95, n_boot: i
     return Estimate(float(rho.statistic), float(ci.low), float(ci.high), level, float(rho.pvalue))
 
 
+def detectable_spearman(n: int, above: float = 0.0, power: float = 0.8, level: float = 0.95) -> float:
+    """The smallest true Spearman rho whose two-sided ``level`` interval from ``n`` pairs lies above ``above`` with
+    probability ``power``: Fisher's z with Bonett and Wright's (2000) variance (1 + rho^2 / 2) / (n - 3), an
+    approximation for roughly normal pairs."""
+    if n < 4:
+        raise RegNetExploreError(f"detectable_spearman needs at least 4 pairs, got {n}")
+    z = stats.norm.ppf((1 + level) / 2) + stats.norm.ppf(power)
+
+    def margin(rho: float) -> float:
+        return np.arctanh(rho) - np.arctanh(above) - z * np.sqrt((1 + rho**2 / 2) / (n - 3))
+
+    return float(optimize.brentq(margin, above, 1 - 1e-12))
+
+
 # --- EDFs at a common complexity ------------------------------------------------------------------------------------
 
 
@@ -385,6 +399,7 @@ def joint_complexity_weights(tables: Mapping[str, pd.DataFrame], columns: Sequen
 
 
 __all__ = ["COMPLEXITY", "TESTS", "AdjustedShift", "Equivalence", "Estimate", "adjusted_detectable_shift",
-           "adjusted_shift", "design_matrix", "detectable_shift", "hodges_lehmann", "joint_complexity_weights",
-           "ks_asymptotic", "ks_exact", "ks_statistics", "mean_difference", "models_needed", "null_population",
-           "partial_spearman", "simulated_power", "spearman_interval", "tost", "trends"]
+           "adjusted_shift", "design_matrix", "detectable_shift", "detectable_spearman", "hodges_lehmann",
+           "joint_complexity_weights", "ks_asymptotic", "ks_exact", "ks_statistics", "mean_difference",
+           "models_needed", "null_population", "partial_spearman", "simulated_power", "spearman_interval", "tost",
+           "trends"]
