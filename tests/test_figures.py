@@ -15,6 +15,7 @@ from regnet_explore.detection.detections import Detections
 from regnet_explore.train.curves import curves_figure
 from regnet_explore.viz.bev import bev_figure
 from regnet_explore.viz.edf import plot_edfs, plot_param_vs_error
+from regnet_explore.viz.fidelity import plot_fidelity
 
 IPython = pytest.importorskip("IPython")
 
@@ -58,6 +59,10 @@ FIGURES = {
     "bev_figure": _bev,
     "plot_edfs": lambda: plot_edfs({"a": [0.1, 0.2, 0.3], "b": [0.15, 0.25, 0.4]}),
     "plot_param_vs_error": lambda: plot_param_vs_error([1, 2, 3], [0.3, 0.2, 0.25], "d"),
+    "plot_fidelity": lambda: plot_fidelity([dict(seeds=1, models=3, factor=4, reference="AP_car@0.5",
+                                                 proxy_errors=[0.4, 0.5, 0.6], reference_errors=[0.1, 0.2, 0.15],
+                                                 reference_noise=0.02,
+                                                 spearman=dict(estimate=0.5, low=-0.5, high=1.0))]),
 }
 
 
