@@ -67,8 +67,8 @@ def _figures(proxy: pd.DataFrame, runs: pd.DataFrame, noise_runs: pd.DataFrame, 
     cpu = sorted({c for t in tables if "cpu" in t for c in t["cpu"]})
     return dict(models=len(pair), seeds=runs.shape[1], reference=reference, factor=factor, spearman=rho.to_dict(),
                 reference_std=spread, reference_noise=noise, run_noise=run_noise,
-                run_noise_interval=list(noise_interval(run_noise, dof)), noise_dof=dof,
-                noise_models=len(noise_runs), informative=bool(dof >= 2 and spread >= 2 * noise),
+                run_noise_interval=list(noise_interval(run_noise, dof)), noise_dof=dof, noise_models=len(noise_runs),
+                noise_seeds=noise_runs.shape[1], informative=bool(dof >= 2 and spread >= 2 * noise),
                 detectable=dict(above_0=detectable_spearman(len(pair)),
                                 above_bar=detectable_spearman(len(pair), above=FIDELITY_BAR)),
                 four_threshold_std=float(four.loc[pair.index].mean(axis=1).std(ddof=1)),
@@ -194,7 +194,7 @@ def fidelity_report(r: dict) -> str:
         f"{rho['high']:.3f}], p = {rho['p']:.3g}",
         f"the reference's spread (std across networks) {r['reference_std']:.4f} against {_noise_name(r)} "
         f"{r['reference_noise']:.4f} ({one_run}95 % chi-square [{low:.4f}, "
-        f"{high:.4f}], {r['noise_models']} networks x {r['noise_dof'] // max(r['noise_models'], 1) + 1} seeds, "
+        f"{high:.4f}], {r['noise_models']} networks x {r['noise_seeds']} seeds, "
         f"{r['noise_dof']} df{over}): {_times(r['reference_std'], r['reference_noise'])}, the plan asks at least 2x",
         f"with that noise even a perfect proxy reaches a correlation of about "
         f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most; with {r['models']} networks "
