@@ -3,8 +3,8 @@
 # quality figures (benchmarks/proxy_quality.py: 32 RegNetX models, 4 of them with 3 training seeds, 12 of them at 4x
 # the budget, 4 of those with a second training seed), then RegNetX against AnyNetX_A under the --proxy preset, grown
 # 16 models at a time per space so that a stopped run leaves two comparable populations, and last the rank fidelity
-# against the strict reference (benchmarks/rank_fidelity.py: RegNetX 0-23 at 4x the budget, 4 of them with a second
-# training seed; after the study, as its plan fixed). Resumable: run it again and
+# against the strict reference (benchmarks/rank_fidelity.py: RegNetX 0-23 at 4x the budget with training seeds 0, 1
+# and 2; after the study, as its plan and the plan's amendment fixed). Resumable: run it again and
 # it continues where it stopped. RUNS=2 makes it the study of the proxy that averages two runs a model (sweep --runs 2,
 # in $OUT/<space>-2-runs; its quality figures from 1-run tables of seeds 0-5, proxy_quality.py --runs 2).
 #   OUT=sweeps/proxy WORKERS=2 SAMPLES=224 RUNS=1 bash benchmarks/design_space_study.sh
