@@ -106,6 +106,8 @@ def test_a_study_folder_gives_the_figures_of_its_tables_and_none_without_the_run
     assert r["spearman"]["estimate"] == pytest.approx(stats.spearmanr(proxy, strict).statistic, abs=1e-12)
     assert study_seed_mean_fidelity(tmp_path) is None  # seed 2 is missing
     seed_2 = strict + rng.normal(0, 0.05, 12)
+    _sweep(tmp_path / "fidelity-4x-strict-seed-2", _long(seed_2[:11]).drop(columns="cpu"), 2048, train_seed=2)
+    assert study_seed_mean_fidelity(tmp_path) is None  # seed 2 still training: no partial figure
     _sweep(tmp_path / "fidelity-4x-strict-seed-2", _long(seed_2).drop(columns="cpu"), 2048, train_seed=2)
     mean = study_seed_mean_fidelity(tmp_path)
     assert mean["factor"] == 4 and mean["models"] == 12 and mean["seeds"] == 3 and mean["noise_dof"] == 24

@@ -125,9 +125,14 @@ def study_fidelity(root: str | Path) -> dict | None:
 
 def study_seed_mean_fidelity(root: str | Path) -> dict | None:
     """The amendment's :func:`seed_mean_fidelity` of a study folder (``regnetx/`` and the :data:`SEED_RUNS` folders
-    in ``root``); None when the study has no such runs."""
+    in ``root``); None when the study has no such runs, or while a seed's runs lack some of the networks."""
     study = _study(Path(root), SEED_RUNS)
-    return None if study is None else seed_mean_fidelity(*study)
+    if study is None:
+        return None
+    proxy, seeds, factor = study
+    if any(set(s["index"]) != set(seeds[0]["index"]) for s in seeds[1:]):
+        return None  # the amendment's figure is defined on every network; a partial one would read as final
+    return seed_mean_fidelity(proxy, seeds, factor)
 
 
 def _against_bar(rho: dict) -> str:
