@@ -388,6 +388,11 @@ def test_sweep_report_shipped_prints_the_planned_analysis_and_json_the_same(caps
     # the rank fidelity as planned (its figures: test_analysis_fidelity.py), in the text and the JSON
     assert "rank fidelity: 24 RegNetX networks, proxy error vs 1 - AP_car@0.5 after 4x the budget: " in text
     assert whole["rank_fidelity"]["models"] == 24 and whole["rank_fidelity"]["seeds"] == 1
+    # then the amendment's figure, the reference each network's mean of 3 training seeds
+    assert "proxy error vs 1 - AP_car@0.5 (the mean of 3 training seeds) after 4x the budget: " in text
+    assert text.index("(the mean of 3 training seeds)") > text.index("rank fidelity: 24 RegNetX networks")
+    seed_mean = whole["rank_fidelity_seed_mean"]
+    assert seed_mean["models"] == 24 and seed_mean["seeds"] == 3 and seed_mean["noise_dof"] == 48
     # two directories: the same analysis when told the CPU kind of the rows that record none (--shipped knows it),
     # without the shipped noise figure; not told, those rows are a kind of their own beside the new rows' kind
     dirs = [str(RESULTS_DIR / "regnetx"), str(RESULTS_DIR / "anynetxa")]
