@@ -148,3 +148,22 @@ def test_latency_report_of_the_tiny_sweep(timed, broken_sweep, capsys):
         broken_sweep)}, [1e6], 200))
     line = cli_error(capsys, ["latency", str(broken_sweep), "--precision", "int8", "--out", cfg.out])
     assert "precisions ['int8']: on cpu give some of fp32, bf16" in line
+
+
+def test_the_shipped_latency_table_times_every_shipped_model_in_both_precisions_in_one_run():
+    """docs/latency.md: the whole shipped study (224 + 224 finished models) timed in fp32 and bf16 by one command,
+    so that no comparison mixes runs; read here from the files, not through the package's loaders."""
+    from regnet_explore.analysis.latency import SHIPPED_LATENCY
+    from regnet_explore.analysis.shipped import RESULTS_DIR
+
+    rows = [json.loads(line) for line in
+            (SHIPPED_LATENCY / "amd-epyc-family-25-model-17-avx512.jsonl").read_text().splitlines()]
+    timed = {(r["space"], r["index"], r["precision"]) for r in rows if r["status"] == "ok"}
+    for space in ("regnetx", "anynetxa"):
+        lines = (RESULTS_DIR / space / "results.jsonl").read_text().splitlines()
+        finished = {r["index"] for r in map(json.loads, lines) if r.get("status") == "ok"}
+        assert len(finished) == 224
+        for precision in ("fp32", "bf16"):
+            assert {i for s, i, p in timed if s == space and p == precision} == finished, (space, precision)
+    assert len(rows) == 2 * 2 * 224 and len({r["run"] for r in rows}) == 1
+    assert {r["cpu"] for r in rows} == {"AMD EPYC (family 25 model 17, AVX512)"} and {r["threads"] for r in rows} == {2}
