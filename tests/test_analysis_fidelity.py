@@ -176,6 +176,14 @@ def test_an_informative_figure_is_read_by_its_interval_and_the_bar(low, high, sa
     assert "only at the noise's estimate" not in reading  # 0.05 is at least 4x the noise over its interval
 
 
+def test_an_interval_under_the_bar_that_the_correction_lifts_over_it_is_read_so():
+    """Spread 0.05, noise 0.025: ceiling sqrt(1 - 0.25) = 0.866, so the upper end 0.55 corrects to 0.635."""
+    r = dict(models=24, seeds=1, factor=4, reference="AP_car@0.5", spearman=dict(estimate=0.2, low=-0.1, high=0.55),
+             reference_std=0.05, reference_noise=0.025, run_noise_interval=[0.02, 0.04], informative=True)
+    assert "(the interval ends at 0.55; about 0.64 corrected for the reference's noise, above the bar)" \
+        in fidelity_reading(r)
+
+
 def test_a_spread_twice_the_noise_only_at_its_estimate_is_read_so():
     """The amendment's case: spread 0.0433 against a 3-seed mean's noise 0.0214, one run's noise in [0.0309, 0.0462]:
     0.0433 / (0.0462 / sqrt 3) = 1.62, 0.0433 / (0.0309 / sqrt 3) = 2.43; corrected, 0.46 / sqrt(1 - 1 / 2.023**2)
@@ -188,17 +196,21 @@ def test_a_spread_twice_the_noise_only_at_its_estimate_is_read_so():
         in reading
 
 
+def _shipped_rows(folder):
+    """A shipped sweep table's finished rows by sampling index, read from the file (not through the package)."""
+    from regnet_explore.analysis.shipped import RESULTS_DIR
+
+    lines = (RESULTS_DIR / folder / "results.jsonl").read_text().splitlines()
+    return {r["index"]: r for r in map(json.loads, lines) if r.get("error") is not None}
+
+
 def test_the_shipped_fidelity_is_24_networks_scored_as_planned():
     """The plan (docs/sweeps.md): RegNetX 0-23 at 4x the budget, 1 - AP_car@0.5 as the reference, 4 networks with a
     second seed (the first four: the amendment trained seed 1 for all 24, which leaves the planned figure as it came
     out); the figure recomputed here from the shipped rows with scipy alone (BCa by scipy.stats.bootstrap)."""
     from regnet_explore.analysis.shipped import RESULTS_DIR, shipped_fidelity
 
-    def rows(folder):
-        lines = (RESULTS_DIR / folder / "results.jsonl").read_text().splitlines()
-        return {r["index"]: r for r in map(json.loads, lines) if r.get("error") is not None}
-
-    proxy, long, again = rows("regnetx"), rows("fidelity-4x-strict"), rows("fidelity-4x-strict-seed-1")
+    proxy, long, again = (_shipped_rows(f) for f in ("regnetx", "fidelity-4x-strict", "fidelity-4x-strict-seed-1"))
     assert sorted(long) == list(range(24)) and sorted(again) == list(range(24))
     def budget(folder):
         return json.loads((RESULTS_DIR / folder / "sweep.json").read_text())["budget"]
@@ -229,12 +241,8 @@ def test_the_shipped_seed_mean_fidelity_is_24_networks_x_3_seeds_as_amended():
     recomputed here from the shipped rows with numpy and scipy alone."""
     from regnet_explore.analysis.shipped import RESULTS_DIR, shipped_seed_mean_fidelity
 
-    def rows(folder):
-        lines = (RESULTS_DIR / folder / "results.jsonl").read_text().splitlines()
-        return {r["index"]: r for r in map(json.loads, lines) if r.get("error") is not None}
-
-    proxy = rows("regnetx")
-    seeds = [rows(f) for f in ("fidelity-4x-strict", "fidelity-4x-strict-seed-1", "fidelity-4x-strict-seed-2")]
+    proxy = _shipped_rows("regnetx")
+    seeds = [_shipped_rows(f) for f in ("fidelity-4x-strict", "fidelity-4x-strict-seed-1", "fidelity-4x-strict-seed-2")]
     assert all(sorted(s) == list(range(24)) for s in seeds)
     settings = [json.loads((RESULTS_DIR / f / "sweep.json").read_text())
                 for f in ("fidelity-4x-strict", "fidelity-4x-strict-seed-1", "fidelity-4x-strict-seed-2")]

@@ -140,11 +140,12 @@ def _against_bar(r: dict) -> str:
     if rho["low"] >= FIDELITY_BAR:
         return f"The bar of {FIDELITY_BAR:g} is met with confidence. "
     if rho["high"] < FIDELITY_BAR:
-        ceiling = correlation_ceiling(r["reference_std"], r["reference_noise"])
-        corrected = (f"; about {rho['high'] / ceiling:.2f} corrected for the reference's noise"
-                     if ceiling < 1 and rho["high"] / ceiling < FIDELITY_BAR else "")
+        corrected = _corrected(r)
+        after = ("" if corrected is None or corrected["ceiling"] >= 1 else
+                 f"; about {corrected['high']:.2f} corrected for the reference's noise"
+                 + (", above the bar" if corrected["high"] >= FIDELITY_BAR else ""))
         return (f"The bar of {FIDELITY_BAR:g} is missed with confidence (the interval ends at {rho['high']:.2f}"
-                f"{corrected}). ")
+                f"{after}). ")
     return f"The bar of {FIDELITY_BAR:g} lies inside the interval: neither met nor missed with confidence. "
 
 
@@ -198,14 +199,21 @@ def _times(r: dict) -> str:
     return f"{spread / noise:.2f}x ({low:.2f}x to {high:.2f}x over the noise's interval)"
 
 
-def _corrected(r: dict) -> str:
-    """Spearman's correction for the reference's noise: rho and the interval's upper end over the ceiling."""
+def _corrected(r: dict) -> dict | None:
+    """Spearman's correction for the reference's noise: rho and the interval's upper end over
+    :func:`correlation_ceiling` (None when the noise leaves nothing to correct against)."""
     ceiling = correlation_ceiling(r["reference_std"], r["reference_noise"])
     if not ceiling or np.isnan(ceiling):
-        return ""
+        return None
     rho = r["spearman"]
-    return (f"; corrected for the reference's noise (rho / that ceiling) the estimate is about "
-            f"{rho['estimate'] / ceiling:.2f}, the interval's upper end {rho['high'] / ceiling:.2f}")
+    return dict(ceiling=ceiling, estimate=rho["estimate"] / ceiling, high=rho["high"] / ceiling)
+
+
+def _corrected_clause(r: dict) -> str:
+    corrected = _corrected(r)
+    return ("" if corrected is None else
+            f"; corrected for the reference's noise (rho / that ceiling) the estimate is about "
+            f"{corrected['estimate']:.2f}, the interval's upper end {corrected['high']:.2f}")
 
 
 def correlation_ceiling(spread: float, noise: float) -> float:
@@ -231,7 +239,7 @@ def fidelity_report(r: dict) -> str:
         f"{high:.4f}], {r['noise_models']} networks x {r['noise_seeds']} seeds, "
         f"{r['noise_dof']} df{over}): {_times(r)}, the plan asks at least 2x",
         f"with that noise even a perfect proxy reaches a correlation of about "
-        f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most{_corrected(r)}; with "
+        f"{correlation_ceiling(r['reference_std'], r['reference_noise']):.2f} at most{_corrected_clause(r)}; with "
         f"{r['models']} networks "
         f"the interval excludes 0 with 80 % power from a rho of about {r['detectable']['above_0']:.2f}, lies above the "
         f"bar of {FIDELITY_BAR:g} from about {r['detectable']['above_bar']:.2f} (Fisher z, Bonett-Wright variance); "
