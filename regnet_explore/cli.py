@@ -83,6 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"regnet-explore {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun job: each rank ends its process group before exiting
+            from regnet_explore.parallel import leave_process_group
+
+            leave_process_group()
 
 
 if __name__ == "__main__":

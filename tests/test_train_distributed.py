@@ -86,3 +86,17 @@ def test_global_batchnorm_alone_is_plain_bn():
         x = torch.randn(6, 4, 5, 5, generator=g)
         with torch.no_grad():
             torch.testing.assert_close(bn.eval()(x), ref.eval()(x))
+
+
+def test_a_command_in_a_process_group_ends_it(capsys):
+    # torchrun's ranks must end their group before exiting: left to interpreter exit, gloo can abort a rank
+    # ("terminate called without an active exception") after the job's work is done
+    from regnet_explore.cli import main
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        assert main(["zoo"]) == 0
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
