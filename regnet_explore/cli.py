@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if "torch.distributed" in sys.modules:  # a torchrun job: each rank ends its process group before exiting
-            from regnet_explore.parallel import leave_process_group
+            from regnet_explore.train.distributed import leave_process_group
 
             leave_process_group()
 

@@ -12,13 +12,6 @@ def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def leave_process_group() -> None:
-    """Destroy this process's torchrun process group, if it joined one. Left to interpreter exit, a gloo group
-    can abort the process ("terminate called without an active exception") after its work is done."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def global_sum(stats: torch.Tensor) -> torch.Tensor:
     """Sum of ``stats`` over every process, differentiable (gradients reach every process's inputs); also used
     for plain counts and logged values.

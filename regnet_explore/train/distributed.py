@@ -44,6 +44,13 @@ def init_distributed(device: torch.device) -> DistEnv:
     return env
 
 
+def leave_process_group() -> None:
+    """Destroy this process's torchrun process group, if it joined one. Left to interpreter exit, a gloo group
+    can abort the process ("terminate called without an active exception") after its work is done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the union of every rank's batch (1d or 2d inputs); plain BN when alone or in eval."""
 
